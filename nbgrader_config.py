@@ -1,0 +1,26 @@
+"""nbgrader configuration of the course (https://nbgrader.readthedocs.io).
+
+Run nbgrader from this folder (``course`` or ``make`` do it for you) so that this file is read.
+"""
+
+c = get_config()  # noqa: F821  (provided by nbgrader)
+
+c.CourseDirectory.course_id = "nn-by-hand"
+
+# What students see in place of a solution.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Grading: one cell may run at most this long, then it is interrupted and the run goes on.
+# The longest solution cell (training on all of MNIST in 07) takes about a minute here.
+c.Execute.timeout = 600
+c.Execute.interrupt_on_timeout = True
+
+# nbgrader gives a test cell zero for any stderr output. A library warning printed by
+# correct code (a PyTorch UserWarning, say) must not cost points: drop such stderr.
+# Failing tests raise, so they show as errors, which this does not touch.
+c.IgnorePattern.pattern = r"Warning"
+
+# Huge outputs are cut, not stored whole.
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100

@@ -1,0 +1,76 @@
+"""The committed source/ and release/ are exactly what the build makes of notebooks/, and the
+release leaks neither solutions nor hidden tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import LESSONS, ROOT
+from grader import build as course_build
+
+
+@pytest.mark.parametrize("kind", ["source", "release"])
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_committed_build_is_in_sync(course, lesson, kind):
+    fresh = course / kind / lesson / f"{lesson}.ipynb"
+    committed = ROOT / kind / lesson / f"{lesson}.ipynb"
+    assert committed.exists(), f"{committed} is missing: run `make build` and commit it"
+    assert committed.read_text() == fresh.read_text(), (
+        f"{kind}/{lesson} differs from a fresh build of notebooks/{lesson}.py: run `make build` and commit")
+
+
+def test_no_stray_built_lessons():
+    for kind in ("source", "release"):
+        built = sorted(p.name for p in (ROOT / kind).iterdir() if p.is_dir())
+        assert built == LESSONS, f"{kind}/ holds {built}, but notebooks/ defines {LESSONS}"
+
+
+def _blocks(text: str, begin: str, end: str) -> list[str]:
+    return re.findall(rf"{re.escape(begin)}\n(.*?){re.escape(end)}", text, flags=re.S)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_release_leaks_no_solution_or_hidden_test(lesson):
+    source = nbformat.read(ROOT / "source" / lesson / f"{lesson}.ipynb", as_version=4)
+    release = nbformat.read(ROOT / "release" / lesson / f"{lesson}.ipynb", as_version=4)
+    released_code = "\n".join(c.source for c in release.cells)
+    assert "BEGIN SOLUTION" not in released_code and "BEGIN HIDDEN TESTS" not in released_code
+    secret_lines = set()
+    for cell in source.cells:
+        for block in (_blocks(cell.source, "### BEGIN SOLUTION", "### END SOLUTION")
+                      + _blocks(cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")):
+            secret_lines |= {line.strip() for line in block.splitlines() if len(line.strip()) > 25}
+    public = {line.strip() for c in release.cells for line in c.source.splitlines()}
+    leaked = sorted(secret_lines & public)
+    # a line that also appears outside every secret block of the source is public by design
+    outside = set()
+    for cell in source.cells:
+        text = cell.source
+        for block in (_blocks(text, "### BEGIN SOLUTION", "### END SOLUTION")
+                      + _blocks(text, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")):
+            text = text.replace(block, "")
+        outside |= {line.strip() for line in text.splitlines()}
+    leaked = [line for line in leaked if line not in outside]
+    assert not leaked, f"release/{lesson} contains solution or hidden-test lines: {leaked[:5]}"
+    assert "jupytext" not in release.metadata, "release notebooks must not be paired with notebooks/*.py"
+
+
+def test_build_rejects_bad_cells(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    bad = {
+        "a solution cell needs": '# %% nbgrader={"grade_id": "f", "solution": true}\ndef f(): pass\n',
+        "is used twice": ('# %% nbgrader={"grade_id": "t", "grade": true, "points": 1}\nassert True\n'
+                          '# %% nbgrader={"grade_id": "t", "grade": true, "points": 1}\nassert True\n'),
+        "needs points": '# %% nbgrader={"grade_id": "t", "grade": true}\nassert True\n',
+        "needs a grade_id": '# %% nbgrader={"grade": true, "points": 1}\nassert True\n',
+        "no nbgrader cells": "# %%\nx = 1\n",
+    }
+    for i, (message, text) in enumerate(bad.items()):
+        name = f"{i:02d}_bad"
+        (tmp_path / "notebooks" / f"{name}.py").write_text(text)
+        with pytest.raises(course_build.BuildError, match=message):
+            course_build.build_source(name, root=tmp_path, out=tmp_path)

@@ -1,0 +1,27 @@
+"""Every lesson, end to end through nbgrader: the solution earns every point and runs without
+an error; the untouched release earns none and autograding it does not crash."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import LESSONS, error_outputs
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_solution_gets_full_marks_and_runs_clean(course, grades, lesson):
+    scores, graded = grades.grade(lesson, course / "source" / lesson / f"{lesson}.ipynb")
+    assert scores, f"{lesson}: no graded cells were found"
+    lost = {k: v for k, v in scores.items() if v[0] != v[1]}
+    errors = error_outputs(graded)
+    assert not lost, f"{lesson}: the solution lost points in {lost}; errors in the notebook: {errors}"
+    assert not errors, f"{lesson}: the solution notebook printed errors: {errors}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_untouched_release_gets_zero(course, grades, lesson):
+    scores, graded = grades.grade(lesson, course / "release" / lesson / f"{lesson}.ipynb")
+    earned = {k: v for k, v in scores.items() if v[0] != 0}
+    assert scores and not earned, f"{lesson}: the untouched release earned points in {earned}"
+    raised = [e for e in error_outputs(graded) if "NotImplementedError" in e]
+    assert raised, f"{lesson}: the release's stubs should raise NotImplementedError when run"
