@@ -1,0 +1,35 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make lab    set up .venv (torch 2.13.0 CPU and the course) and open JupyterLab on the course
+#   make test   set up .venv if needed and run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export PATH := $(abspath $(BIN)):$(PATH)
+
+PORT ?= 8888
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: venv lab test build bench browser clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+lab: venv
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) --ServerApp.root_dir=$(CURDIR) $(LAB_ARGS)
+
+build: venv
+	$(BIN)/course build
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf submitted autograded feedback gradebook.db .pytest_cache
