@@ -24,3 +24,11 @@ c.IgnorePattern.pattern = r"Warning"
 # Huge outputs are cut, not stored whole.
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
+
+# Feedback shows students which tests passed and each failure's message, never the hidden
+# tests' code: their source is removed and their tracebacks reduced to the message.
+from grader.grading import HideHiddenTests  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,6 +1,18 @@
 """The ``course`` command line: one command per step of a term.
 
-    course build [LESSON ...]            notebooks/ -> source/ -> release/
+Instructor, from the course folder (the one with nbgrader_config.py):
+
+    course build [LESSON ...]                      notebooks/ -> source/ -> release/ (+ gradebook)
+    course autograde [LESSON ...] [--student S ...] [--workers N] [--timeout S]
+                                                   grade every submission in submitted/, in parallel
+    course regrade LESSON STUDENT                  grade one submission again
+    course overrule LESSON STUDENT                 give back points the cheat scan withheld
+    course export [--out grades.csv]               one row per student and lesson, plus totals
+    course feedback [LESSON ...] [--student S ...] HTML feedback without the hidden tests
+
+Student, before submitting:
+
+    course check release/03_loss/03_loss.ipynb    run it and list which visible tests pass
 """
 
 from __future__ import annotations
@@ -12,19 +24,120 @@ from pathlib import Path
 from grader import build as course_build
 
 
+def _course(args) -> Path:
+    return Path(args.course).resolve()
+
+
 def _build(args) -> int:
-    names = course_build.build(args.lessons or None, root=course_build.ROOT)
+    names = course_build.build(args.lessons or None, root=course_build.ROOT, out=_course(args))
     print(f"built {len(names)} lesson(s): {', '.join(names)}")
     return 0
 
 
+def _autograde(args) -> int:
+    from grader import grading
+
+    course = _course(args)
+    if not (course / "gradebook.db").exists():
+        raise FileNotFoundError(f"{course / 'gradebook.db'} is missing: run `course build` first")
+    todo = grading.pending(course, args.lessons or None, args.student or None)
+    if not todo:
+        print("nothing to grade: no folder submitted/<student>/<lesson>/ matches")
+        return 1
+    outcomes = grading.autograde_class(course, args.lessons or None, args.student or None,
+                                       workers=args.workers, timeout=args.timeout)
+    print(grading.summary(outcomes))
+    return 0
+
+
+def _regrade(args) -> int:
+    args.lessons, args.student = [args.lesson], [args.student_id]
+    return _autograde(args)
+
+
+def _overrule(args) -> int:
+    from grader import grading
+
+    grading.overrule(_course(args), args.lesson, args.student_id)
+    score, max_score = grading._total(_course(args), args.lesson, args.student_id)
+    print(f"{args.student_id} {args.lesson}: {score:g} / {max_score:g} (autograde scores restored)")
+    return 0
+
+
+def _export(args) -> int:
+    from grader import grading
+
+    n = grading.export_csv(_course(args), Path(args.out))
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
+def _feedback(args) -> int:
+    from grader import grading
+
+    written = grading.generate_feedback(_course(args), args.lessons or None, args.student or None)
+    for path in written:
+        print(path)
+    print(f"{len(written)} feedback file(s)")
+    return 0
+
+
+def _check(args) -> int:
+    from grader import grading
+
+    path = Path(args.notebook)
+    if not path.exists():
+        raise FileNotFoundError(f"no notebook at {path}")
+    report = grading.check_notebook(path, timeout=args.timeout)
+    passed = sum(points for _, points, ok, _ in report if ok)
+    total = sum(points for _, points, _, _ in report)
+    for grade_id, points, ok, message in report:
+        print(f"{'PASS' if ok else 'FAIL'}  {grade_id} ({points:g} point{'s' if points != 1 else ''})"
+              + (f"\n      {message}" if message else ""))
+    print(f"visible tests: {passed:g} / {total:g} points pass. Hidden tests run only when the notebook is graded.")
+    return 0 if passed == total else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description="Build, grade and check the course's notebooks.")
+    p.add_argument("--course", default=".", help="the course folder (default: the current folder)")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="rebuild source/ and release/ from notebooks/")
     b.add_argument("lessons", nargs="*", help="lessons to build (default: all)")
     b.set_defaults(run=_build)
+
+    a = sub.add_parser("autograde", help="autograde every submission in submitted/, in parallel")
+    a.add_argument("lessons", nargs="*", help="lessons to grade (default: all that were submitted)")
+    a.add_argument("--student", action="append", help="only this student (repeatable)")
+    a.add_argument("--workers", type=int, default=None, help="parallel graders (default: CPU cores)")
+    a.add_argument("--timeout", type=int, default=300, help="seconds one cell may run (default 300)")
+    a.set_defaults(run=_autograde)
+
+    r = sub.add_parser("regrade", help="autograde one student's submission again")
+    r.add_argument("lesson")
+    r.add_argument("student_id")
+    r.add_argument("--timeout", type=int, default=300)
+    r.set_defaults(run=_regrade, workers=1)
+
+    o = sub.add_parser("overrule", help="restore the points the cheat scan withheld")
+    o.add_argument("lesson")
+    o.add_argument("student_id")
+    o.set_defaults(run=_overrule)
+
+    e = sub.add_parser("export", help="write grades as CSV")
+    e.add_argument("--out", default="grades.csv")
+    e.set_defaults(run=_export)
+
+    f = sub.add_parser("feedback", help="HTML feedback for students, without hidden tests")
+    f.add_argument("lessons", nargs="*")
+    f.add_argument("--student", action="append")
+    f.set_defaults(run=_feedback)
+
+    c = sub.add_parser("check", help="(students) run a notebook and list which visible tests pass")
+    c.add_argument("notebook")
+    c.add_argument("--timeout", type=int, default=600)
+    c.set_defaults(run=_check)
     return p
 
 
@@ -32,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (course_build.BuildError, FileNotFoundError, ValueError) as err:
+    except (course_build.BuildError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"course {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -199,3 +199,31 @@ def dropout_scale(p: float) -> float:
     y = nn.Dropout(p).train()(x)
     kept = y[y != 0]
     return float(kept[0]) if kept.numel() else float("inf")
+
+
+# --- 04 backward: any small graph ---------------------------------------------------------
+
+def gradients(f: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Gradients of the scalar ``f(*inputs)`` with respect to every input, by torch.autograd.
+
+    The inputs are copied (same dtype), so they are not touched and gain no ``.grad``.
+    """
+    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+    return tuple(torch.autograd.grad(f(*leaves), leaves))
+
+
+# --- 07 loop: several epochs from one generator ------------------------------------------
+
+def epoch_index_batches(n: int, batch_size: int, epochs: int,
+                        generator: torch.Generator | None = None) -> list[list[torch.Tensor]]:
+    """The index batches of ``epochs`` consecutive epochs shuffled by one generator: one list per epoch.
+
+    ``BatchSampler(SubsetRandomSampler(range(n), generator), batch_size, drop_last=False)``
+    iterated ``epochs`` times; each pass draws exactly one ``torch.randperm(n, generator=generator)``,
+    so epoch ``k`` is the ``k``-th permutation the generator gives. (``RandomSampler``, used by
+    :func:`index_batches`, draws a second, unused permutation at the end of every pass: its first
+    epoch is the same, its later ones are not.)
+    """
+    from torch.utils.data import BatchSampler, SubsetRandomSampler
+    sampler = BatchSampler(SubsetRandomSampler(range(n), generator=generator), batch_size, drop_last=False)
+    return [[torch.tensor(b, dtype=torch.long) for b in sampler] for _ in range(epochs)]

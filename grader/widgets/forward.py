@@ -199,7 +199,7 @@ def two_rings(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fit_classifier(X: torch.Tensor, y: torch.Tensor, use_relu: bool, hidden: int = 16,
-                   steps: int = 300, seed: int = 0) -> nn.Sequential:
+                   steps: int = 200, seed: int = 0) -> nn.Sequential:
     """Train a 2-``hidden``-2 ``nn.Sequential`` with or without a ReLU between its layers (Adam, full batch)."""
     torch.manual_seed(seed)
     layers = [nn.Linear(X.shape[1], hidden)] + ([nn.ReLU()] if use_relu else []) + [nn.Linear(hidden, 2)]

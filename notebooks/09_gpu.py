@@ -1,0 +1,463 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,../../notebooks//py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · The GPU: same math, other hardware
+#
+# Everything so far ran on the CPU. Moving the network to a GPU changes **where** the
+# numbers live and **who** multiplies them, and nothing else: the forward pass, the loss,
+# the backward pass and the update are the very same lines. This lesson moves tensors,
+# checks that the numbers stay the same, and measures speed, which turns out to be the
+# subtle part: a GPU works *asynchronously*, and a naive stopwatch lies.
+#
+# **You will write:** `get_device`, `to_device`, `time_op`.
+#
+# Every cell that needs a GPU checks for one first and prints `skipped: no CUDA device`
+# when there is none; nothing graded depends on the machine having a GPU.
+
+# %% nbgrader={"grade_id": "setup", "locked": true}
+import statistics
+import threading
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from grader import checks, reference
+from grader.widgets import gpu as demo
+from grader.widgets.quiz import Question, quiz
+
+
+def cuda_or_skip(what):
+    """True when a CUDA device is present; otherwise say what is skipped and return False."""
+    if torch.cuda.is_available():
+        return True
+    print(f"skipped: no CUDA device ({what})")
+    return False
+
+
+print("CUDA available:", torch.cuda.is_available())
+if torch.cuda.is_available():
+    print("GPU:", torch.cuda.get_device_name(0))
+
+# %% [markdown]
+# ## Choosing a device
+#
+# `torch.device("cuda")` names the first GPU and `torch.device("cpu")` the processor.
+# Code that runs anywhere asks which one is present once, at the top, and passes the
+# answer around, rather than writing `"cuda"` into every line.
+
+# %% nbgrader={"grade_id": "get_device", "solution": true}
+def get_device():
+    """The device to compute on: the GPU when CUDA is available, else the CPU.
+
+    Returns:
+        torch.device: ``torch.device("cuda")`` if ``torch.cuda.is_available()``,
+        otherwise ``torch.device("cpu")``. (A ``torch.device``, not a string.)
+    """
+    ### BEGIN SOLUTION
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "test_get_device", "grade": true, "points": 2}
+d = get_device()
+assert isinstance(d, torch.device), f"get_device() returned {type(d).__name__}; return a torch.device"
+assert d.type == ("cuda" if torch.cuda.is_available() else "cpu"), \
+    f"get_device() = {d}, but torch.cuda.is_available() is {torch.cuda.is_available()}"
+### BEGIN HIDDEN TESTS
+_real_available = torch.cuda.is_available
+try:
+    for present, expected in [(True, "cuda"), (False, "cpu")]:
+        torch.cuda.is_available = lambda present=present: present
+        d = get_device()
+        assert isinstance(d, torch.device) and d.type == expected, \
+            f"with CUDA {'present' if present else 'absent'}, get_device() = {d!r}; expected {expected}"
+finally:
+    torch.cuda.is_available = _real_available
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Moving tensors, and keeping them trainable
+#
+# `t.to(device)` returns a copy of `t` on `device` (or `t` itself if it is already there).
+# For data that is all. For **parameters** there is a trap: if `W` is a leaf with
+# `requires_grad=True`, then `W.to("cuda")` is the *result of an operation* on `W`, not a
+# leaf, and its `.grad` will stay `None` after `backward()`: the gradient flows back to the
+# CPU original. To move a parameter and keep it a trainable leaf, detach it first, move
+# it, then switch tracking back on.
+#
+# We can watch the trap without a GPU: the `meta` device holds shapes and dtypes but no
+# values, and moving to it follows the same rules.
+
+# %%
+W = torch.randn(3, 2, requires_grad=True)
+print("W.to('meta').is_leaf                          :", W.to("meta").is_leaf)
+print("W.detach().to('meta').requires_grad_().is_leaf:", W.detach().to("meta").requires_grad_(True).is_leaf)
+
+# %% nbgrader={"grade_id": "to_device", "solution": true}
+def to_device(tensors, device):
+    """Copies of ``tensors`` on ``device``, parameters kept as trainable leaves.
+
+    Args:
+        tensors: a list or tuple of tensors (parameters with ``requires_grad=True`` and/or
+            plain data tensors), on any device.
+        device: a ``torch.device`` or a string such as ``"cpu"``, ``"cuda"`` or ``"meta"``.
+
+    Returns:
+        list of tensors, in the same order, each on ``device`` with the same shape, dtype and
+        values. A tensor that required grad is returned as a leaf with ``requires_grad=True``;
+        the others do not require grad. The input tensors are not modified.
+    """
+    ### BEGIN SOLUTION
+    device = torch.device(device)
+    moved = []
+    for t in tensors:
+        if t.requires_grad:
+            moved.append(t.detach().to(device).requires_grad_(True))
+        else:
+            moved.append(t.to(device))
+    return moved
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "test_to_device", "grade": true, "points": 3}
+params = reference.init_params(seed=0, hidden=16)
+x = checks.seeded(0, 4, 784)
+moved = to_device(list(params) + [x], "cpu")
+assert isinstance(moved, (list, tuple)) and len(moved) == 5, "to_device must return one tensor per input, in order"
+for name, a, b in zip(["W1", "b1", "W2", "b2", "x"], moved, list(params) + [x]):
+    checks.assert_close(a, b.detach(), f"to_device(...)[{name}]", atol=0)
+    assert a.device.type == "cpu", f"to_device(..., 'cpu')[{name}] is on {a.device}"
+for name, a in zip(["W1", "b1", "W2", "b2"], moved[:4]):
+    assert a.requires_grad and a.is_leaf, (f"to_device(...)[{name}] is not a trainable leaf: detach(), move, "
+                                           f"then requires_grad_(True)")
+assert not moved[4].requires_grad, "data (x) must not start requiring grad"
+### BEGIN HIDDEN TESTS
+for device in ["meta", torch.device("meta")]:
+    moved = to_device(tuple(params) + (x,), device)
+    for name, a, b in zip(["W1", "b1", "W2", "b2", "x"], moved, list(params) + [x]):
+        assert a.device.type == "meta", f"to_device(..., {device!r})[{name}] stayed on {a.device}"
+        assert a.shape == b.shape and a.dtype == b.dtype, f"to_device changed the shape or dtype of {name}"
+    for name, a in zip(["W1", "b1", "W2", "b2"], moved[:4]):
+        assert a.requires_grad and a.is_leaf, f"to_device(..., 'meta')[{name}] is not a trainable leaf"
+    assert not moved[4].requires_grad, "to_device made the data tensor require grad"
+    assert all(p.device.type == "cpu" for p in params) and x.device.type == "cpu", "to_device moved its inputs"
+assert to_device([], "cpu") == [] or tuple(to_device([], "cpu")) == (), "to_device([]) should be empty"
+half = to_device([x.half()], "meta")[0]
+assert half.dtype == torch.float16, "to_device must keep the dtype"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Why a GPU is faster: count the work
+#
+# Almost all the work of our network is in its matrix products. `x @ W1` with a batch of 64
+# is 64 × 784 × 128 ≈ 6.4 million multiply-adds; the second layer adds 64 × 128 × 10; the
+# backward pass needs two products per layer (one for the weight's gradient, one to pass
+# the gradient on), about twice the forward. Each multiply-add of a product is independent
+# of the others, which is exactly what thousands of small GPU cores are built for.
+
+# %%
+for name, value in demo.mlp_flops(64).items():
+    print(f"{name:12s} {value / 1e6:8.1f} M multiply-adds")
+print(f"{'one epoch':12s} {demo.epoch_flops() / 1e9:8.1f} G multiply-adds (60,000 images, 938 steps)")
+
+# %% [markdown]
+# Move the slider: the work per step grows linearly with the batch, while the work per
+# epoch does not change at all (the same 60,000 images pass through). The timing line
+# appears once your `time_op` below is written.
+
+# %%
+demo.flops_widget()
+
+# %% [markdown]
+# ## Asynchronous execution, and how to time it
+#
+# When Python runs `y = a @ b` on a GPU, it does not wait for the product: it puts the
+# work in the GPU's queue and returns at once, so that Python can queue the next operation
+# while the GPU computes. That is what keeps a GPU busy. It also means that a stopwatch
+# around `a @ b` measures only the time to *queue* the work, a few microseconds, whatever
+# the size of the matrices. `torch.cuda.synchronize()` waits until the queue is empty:
+# call it before reading the clock.
+#
+# Three more rules of honest timing: run the operation a few times first (the first calls
+# pay for memory allocation, kernel selection and caches), time several runs, and report
+# the **median**, which a single hiccup of the machine does not move.
+#
+# A pretend GPU makes the trap visible on any machine: a worker thread that does the work
+# after the call has returned, and a `synchronize` that waits for it.
+
+# %%
+class PretendGPU:
+    """Work is queued and done by a background thread; synchronize() waits for it."""
+
+    def __init__(self):
+        self.pending = []
+
+    def matmul(self, seconds):
+        job = threading.Thread(target=time.sleep, args=(seconds,))
+        job.start()
+        self.pending.append(job)
+
+    def synchronize(self):
+        for job in self.pending:
+            job.join()
+        self.pending.clear()
+
+
+gpu = PretendGPU()
+start = time.perf_counter()
+gpu.matmul(0.2)
+naive = time.perf_counter() - start
+gpu.synchronize()
+start = time.perf_counter()
+gpu.matmul(0.2)
+gpu.synchronize()
+honest = time.perf_counter() - start
+print(f"without synchronize: {naive * 1e3:7.2f} ms   (only the launch)")
+print(f"with synchronize   : {honest * 1e3:7.2f} ms   (the work itself takes 200 ms)")
+
+# %% [markdown]
+# ## Exercise: `time_op`
+#
+# Write a timer that does it right: `warmup` untimed calls, then `repeats` timed calls,
+# each followed by a synchronisation of `device` before the clock is read, and the median.
+# Use `time.perf_counter()` for the clock. On the CPU there is nothing to synchronise; on a
+# CUDA device call `torch.cuda.synchronize()`.
+
+# %% nbgrader={"grade_id": "time_op", "solution": true}
+def time_op(fn, device, repeats=10, warmup=2):
+    """Median wall time of one call of ``fn``, measured correctly on ``device``.
+
+    Args:
+        fn: a function of no arguments (its result is ignored).
+        device: ``torch.device`` or string; when its type is ``"cuda"``, the device is
+            synchronised (``torch.cuda.synchronize()``) after every call, before the clock
+            is read, and once before the timed calls start.
+        repeats (int): number of timed calls, at least 1.
+        warmup (int): number of untimed calls made first.
+
+    Returns:
+        float: the median, over the ``repeats`` timed calls, of each call's duration in
+        seconds (``time.perf_counter`` before the call to after its synchronisation).
+    """
+    ### BEGIN SOLUTION
+    device = torch.device(device)
+
+    def wait():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    wait()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        wait()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "test_time_op", "grade": true, "points": 4}
+seconds = time_op(lambda: time.sleep(0.02), "cpu", repeats=3, warmup=1)
+assert isinstance(seconds, float), f"time_op should return a float (seconds), got {type(seconds).__name__}"
+assert 0.015 < seconds < 0.5, f"time_op timed a 20 ms sleep as {seconds:.4f} s; time each call with perf_counter"
+calls = []
+time_op(lambda: calls.append(1), "cpu", repeats=5, warmup=2)
+assert len(calls) == 7, f"time_op called fn {len(calls)} times; expected warmup + repeats = 7"
+### BEGIN HIDDEN TESTS
+# Warm-up calls are slow and must not count; the median ignores one slow timed call.
+durations = iter([0.3, 0.3] + [0.01, 0.01, 0.25, 0.01, 0.01])
+seconds = time_op(lambda: time.sleep(next(durations)), torch.device("cpu"), repeats=5, warmup=2)
+assert seconds < 0.1, (f"time_op reported {seconds:.3f} s for calls of 10 ms after two 300 ms warm-ups and one "
+                       f"250 ms outlier: exclude the warm-up calls and take the median, not the mean or the max")
+# On a CUDA device, work is asynchronous: time_op must synchronise before reading the clock.
+_real_sync, _real_available = torch.cuda.synchronize, torch.cuda.is_available
+pending = []
+
+
+def fake_sync(*args, **kwargs):
+    for job in pending:
+        job.join()
+    pending.clear()
+
+
+def launch():
+    job = threading.Thread(target=time.sleep, args=(0.05,))
+    job.start()
+    pending.append(job)
+
+
+try:
+    torch.cuda.synchronize, torch.cuda.is_available = fake_sync, (lambda: True)
+    seconds = time_op(launch, "cuda", repeats=3, warmup=1)
+finally:
+    torch.cuda.synchronize, torch.cuda.is_available = _real_sync, _real_available
+    fake_sync()
+assert seconds >= 0.045, (f"on a CUDA device time_op measured {seconds * 1e3:.2f} ms for 50 ms of queued work: "
+                          f"call torch.cuda.synchronize() after fn() and before reading the clock")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# With a working `time_op`, the widget above can time `x @ W1` too; here it is again, now
+# with the measurement.
+
+# %%
+demo.flops_widget(timer=time_op)
+
+# %% [markdown]
+# ## The wrong way and the right way, on a real GPU
+#
+# On a machine with CUDA, the next cell times a large product three ways. Without
+# synchronisation the "time" is the launch only, and it does not grow with the size.
+
+# %%
+if cuda_or_skip("timing a product with and without synchronize"):
+    dev = torch.device("cuda")
+    a = torch.randn(4096, 4096, device=dev)
+    b = torch.randn(4096, 4096, device=dev)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    launch_only = (time.perf_counter() - start) / 20
+    torch.cuda.synchronize()
+    print(f"no synchronize  : {launch_only * 1e3:8.3f} ms per product (wrong)")
+    print(f"time_op         : {time_op(lambda: a @ b, dev) * 1e3:8.3f} ms per product (right)")
+
+# %% [markdown]
+# ## Throughput against size
+#
+# A product of two n × n matrices costs 2n³ floating-point operations. Divide by the
+# measured time and you get the achieved GFLOP/s. Small products cannot keep many cores
+# busy, so throughput climbs with size until the hardware is saturated.
+
+# %%
+sizes = [32, 64, 128, 256, 512, 1024]
+devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+curves = demo.throughput_curve(sizes, devices, timer=time_op)
+for device, values in curves.items():
+    print(device, " ".join(f"{v:7.1f}" for v in values), "GFLOP/s")
+cuda_or_skip("GPU curve in the throughput plot")
+demo.plot_throughput(sizes, curves)
+plt.show()
+
+# %% [markdown]
+# ## One epoch on this machine
+#
+# Time one full training step of our network (forward, loss, backward, SGD update) at
+# batch 64, and multiply by the 938 steps of an epoch. The tensors are created on the
+# device, so nothing is copied inside the loop: moving data between CPU and GPU each step
+# would cost more than the arithmetic.
+
+# %%
+def make_step(device):
+    g = torch.Generator().manual_seed(0)
+    params = to_device(reference.init_params(seed=0), device)
+    x = torch.rand(64, 784, generator=g).to(device)
+    y = torch.randint(0, 10, (64,), generator=g).to(device)
+
+    def step():
+        W1, b1, W2, b2 = params
+        loss = F.cross_entropy(torch.clamp(x @ W1 + b1, min=0) @ W2 + b2, y)
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= 0.01 * p.grad
+                p.grad.zero_()
+
+    return step
+
+
+epoch_seconds = {}
+for device in devices:
+    epoch_seconds[str(device)] = 938 * time_op(make_step(device), device, repeats=20, warmup=5)
+    print(f"{str(device):5s}: {epoch_seconds[str(device)]:.3f} s per epoch (938 steps of batch 64)")
+cuda_or_skip("the GPU's epoch time")
+
+# %% [markdown]
+# The lesson this course follows quotes about 8.4 s per epoch on an 8-core CPU and about
+# 0.08 s on a GPU, a hundredfold. Your CPU figure above will differ (more cores, better
+# vector units and a well-tuned BLAS all shorten it), but the shape of the comparison
+# holds: for a network this small a GPU is limited by how fast Python can queue 938 × a few
+# dozen tiny operations, not by arithmetic, which is why larger networks gain even more.
+#
+# ## Same numbers on both devices?
+#
+# The math is the same, but the *order* in which a GPU adds up the 784 products of a dot
+# product is not the CPU's, and floating-point addition is not associative: expect
+# differences of a few units in the last place (around 1e-6 relative), not bit equality.
+# One setting changes that picture: **TF32**. On recent NVIDIA GPUs PyTorch can run float32
+# matrix products in TensorFloat-32, which keeps only 10 bits of mantissa in the
+# multiplications (about 3 decimal digits). It is off by default for matrix products
+# (`torch.backends.cuda.matmul.allow_tf32 = False`, or
+# `torch.set_float32_matmul_precision("highest")`); switched on, it makes products several
+# times faster and differences around 1e-3.
+
+# %%
+def one_step(device, seed=0):
+    """Parameters after one SGD step on a fixed batch, computed on `device`, returned on the CPU."""
+    g = torch.Generator().manual_seed(seed)
+    params = to_device(reference.init_params(seed=seed), device)
+    x = torch.rand(64, 784, generator=g).to(device)
+    y = torch.randint(0, 10, (64,), generator=g).to(device)
+    W1, b1, W2, b2 = params
+    F.cross_entropy(torch.clamp(x @ W1 + b1, min=0) @ W2 + b2, y).backward()
+    with torch.no_grad():
+        return [(p - 0.1 * p.grad).cpu() for p in params]
+
+
+cpu_result = one_step("cpu")
+print("CPU step done; largest parameter:", max(p.abs().max().item() for p in cpu_result))
+if cuda_or_skip("comparing one training step on CPU and GPU"):
+    for precision in ["highest", "high"]:
+        torch.set_float32_matmul_precision(precision)
+        gpu_result = one_step("cuda")
+        diff = max((a - b).abs().max().item() for a, b in zip(cpu_result, gpu_result))
+        tf32 = "TF32 on " if precision == "high" else "TF32 off"
+        print(f"{tf32}: largest difference CPU vs GPU after one step = {diff:.2e}")
+    torch.set_float32_matmul_precision("highest")
+    # tolerance 1e-5: float32 sums in another order, TF32 off
+    gpu_result = one_step("cuda")
+    for name, a, b in zip(["W1", "b1", "W2", "b2"], gpu_result, cpu_result):
+        checks.assert_close(a, b, f"one step on cuda vs cpu [{name}]", atol=1e-5)
+    print("CPU and GPU agree within 1e-5 with TF32 off.")
+
+# %% [markdown]
+# ## Check yourself
+
+# %%
+quiz([
+    Question("You time <code>y = a @ b</code> on a GPU with two calls to <code>time.perf_counter()</code> "
+             "and no synchronisation. What did you measure?",
+             ["The time of the product", "The time to queue the product; the GPU may still be computing",
+              "The time to copy a and b to the GPU"], answer=1,
+             explanation="CUDA calls return as soon as the work is queued. Synchronise before reading the clock."),
+    Question("Why report the median of several timed runs, after a few untimed ones?",
+             ["The first runs pay one-off costs (allocation, kernel choice, caches), and the median is not "
+              "moved by one slow run", "The median is always smaller than the mean, which looks better",
+              "PyTorch requires it"], answer=0,
+             explanation="Warm-up removes start-up costs from the figure; the median resists outliers."),
+    Question("<code>W</code> is a CPU leaf with <code>requires_grad=True</code>. After "
+             "<code>Wg = W.to('cuda')</code> and a backward pass through <code>Wg</code>, where is the gradient?",
+             ["In Wg.grad", "In W.grad, on the CPU: Wg is not a leaf", "Nowhere"], answer=1,
+             explanation="to() is an operation recorded by autograd. Move detached, then requires_grad_(True)."),
+    Question("Your CPU and GPU losses differ in the 7th significant digit. What is the most likely reason?",
+             ["A bug in the GPU code", "Floating-point sums taken in a different order",
+              "The GPU uses float16 by default"], answer=1,
+             explanation="Addition of floats is not associative; different hardware sums in different orders. "
+                         "Differences near 1e-3 would instead point at TF32."),
+])
