@@ -15,6 +15,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # The longest solution cell (training on all of MNIST in 07) takes about a minute here.
 c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
+# After a cell's reply, its last outputs may lag behind on a busy machine (several kernels
+# grading at once). nbclient waits only 4 s for them by default and nbgrader then fails the
+# whole notebook; wait longer rather than lose (or misgrade) a cell's output.
+c.Execute.iopub_timeout = 120
 
 # nbgrader gives a test cell zero for any stderr output. A library warning printed by
 # correct code (a PyTorch UserWarning, say) must not cost points: drop such stderr.

@@ -42,10 +42,15 @@ def _index(flat: int, shape: Sequence[int]) -> str:
 
 
 def assert_tensor(actual: Any, name: str, hint: str | None = None) -> None:
-    """Fail unless ``actual`` is a ``torch.Tensor``."""
+    """Fail unless ``actual`` is a plain ``torch.Tensor`` (or ``nn.Parameter``).
+
+    Subclasses are refused: a subclass can redefine comparisons and would make any check pass.
+    """
     if not isinstance(actual, torch.Tensor):
         what = "None (did the function forget to `return`?)" if actual is None else type(actual).__name__
         _fail(name, f"expected a torch.Tensor, got {what}", hint)
+    if type(actual) not in (torch.Tensor, torch.nn.Parameter):
+        _fail(name, f"expected a plain torch.Tensor, got the subclass {type(actual).__name__}", hint)
 
 
 def assert_shape(actual: Any, shape: Sequence[int], name: str, hint: str | None = None) -> None:

@@ -302,9 +302,13 @@ def _finish(course: Path, lesson: str, student: str, future) -> Outcome:
             log = result["log"]
             why = "the kernel died (out of memory, or killed)" if re.search(r"DeadKernel|died|Kernel", log) \
                 else "autograding failed"
-            _record_zero(course, lesson, student, f"{why}; see the grading log")
+            logfile = course / "logs" / f"{student}-{lesson}.log"
+            logfile.parent.mkdir(exist_ok=True)
+            logfile.write_text(log)
+            _record_zero(course, lesson, student, f"{why}; see logs/{logfile.name}")
             _, max_score = _total(course, lesson, student)
-            return Outcome(lesson, student, "failed", 0.0, max_score, why, seconds=result["seconds"])
+            return Outcome(lesson, student, "failed", 0.0, max_score, f"{why}; see logs/{logfile.name}",
+                           seconds=result["seconds"])
         _record_graded(course, lesson, student, Path(result["scratch"]) / "autograded" / student / lesson)
         findings = scan_submission(course, lesson, student)
         if findings:

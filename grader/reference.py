@@ -212,18 +212,50 @@ def gradients(f: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> tuple[to
     return tuple(torch.autograd.grad(f(*leaves), leaves))
 
 
-# --- 07 loop: several epochs from one generator ------------------------------------------
+def epoch_index_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of ``BatchSampler(RandomSampler(range(n), generator=generator))``, drawing one permutation.
 
-def epoch_index_batches(n: int, batch_size: int, epochs: int,
-                        generator: torch.Generator | None = None) -> list[list[torch.Tensor]]:
-    """The index batches of ``epochs`` consecutive epochs shuffled by one generator: one list per epoch.
-
-    ``BatchSampler(SubsetRandomSampler(range(n), generator), batch_size, drop_last=False)``
-    iterated ``epochs`` times; each pass draws exactly one ``torch.randperm(n, generator=generator)``,
-    so epoch ``k`` is the ``k``-th permutation the generator gives. (``RandomSampler``, used by
-    :func:`index_batches`, draws a second, unused permutation at the end of every pass: its first
-    epoch is the same, its later ones are not.)
+    Exactly the ``n`` indices the sampler hands out for the epoch are taken, then batched
+    by ``BatchSampler``. Unlike :func:`index_batches`, which exhausts the sampler (and
+    ``RandomSampler.__iter__`` then draws a trailing ``randperm(n)`` it keeps none of),
+    the generator advances by exactly one ``randperm(n)``: call this once per epoch with
+    one generator to follow ``get_batches`` over several epochs.
     """
-    from torch.utils.data import BatchSampler, SubsetRandomSampler
-    sampler = BatchSampler(SubsetRandomSampler(range(n), generator=generator), batch_size, drop_last=False)
-    return [[torch.tensor(b, dtype=torch.long) for b in sampler] for _ in range(epochs)]
+    import itertools
+    from torch.utils.data import BatchSampler, RandomSampler
+    order = list(itertools.islice(iter(RandomSampler(range(n), generator=generator)), n))
+    return [torch.tensor(b, dtype=torch.long) for b in BatchSampler(order, batch_size, drop_last=False)]
+
+
+# --- 05 optimizers: the optimizer's state as well -------------------------------------------
+
+def optimizer_run(kind: str, params: Sequence[torch.Tensor], grad_fn: Callable, steps: int,
+                  **hyper) -> list[tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
+    """Like :func:`optimizer_trajectory`, with ``torch.optim``'s own state after each step too.
+
+    Returns one ``(params, states)`` pair per step: copies of the parameters, and per
+    parameter a dict of the optimizer's state tensors: ``{"momentum_buffer": v}`` for
+    ``"momentum"`` (``v = mu * v + grad``), ``{"exp_avg": m, "exp_avg_sq": v}`` for
+    ``"adam"`` (the running averages before bias correction), ``{}`` for ``"sgd"`` (and for
+    ``"momentum"`` with ``mu=0``, where torch keeps no buffer).
+    """
+    ps = [p.detach().clone().requires_grad_(True) for p in params]
+    if kind == "sgd":
+        opt, keys = torch.optim.SGD(ps, lr=hyper["lr"]), ()
+    elif kind == "momentum":
+        opt, keys = torch.optim.SGD(ps, lr=hyper["lr"], momentum=hyper.get("mu", 0.9)), ("momentum_buffer",)
+    elif kind == "adam":
+        opt = torch.optim.Adam(ps, lr=hyper.get("lr", 1e-3), betas=hyper.get("betas", (0.9, 0.999)),
+                               eps=hyper.get("eps", 1e-8))
+        keys = ("exp_avg", "exp_avg_sq")
+    else:
+        raise ValueError(f"kind must be 'sgd', 'momentum' or 'adam', got {kind!r}")
+    out = []
+    for step in range(1, steps + 1):
+        for p, g in zip(ps, grad_fn(step, [q.detach() for q in ps])):
+            p.grad = g.detach().clone()
+        opt.step()
+        out.append(([p.detach().clone() for p in ps],
+                    [{k: opt.state[p][k].detach().clone() for k in keys if opt.state[p].get(k) is not None}
+                     for p in ps]))
+    return out

@@ -263,32 +263,31 @@ def param_bytes(params):
 # %% nbgrader={"grade_id": "test_count_params", "grade": true, "points": 2}
 params = init_params()
 n = count_params(params)
-assert isinstance(n, int) and not isinstance(n, bool), f"count_params should return an int, got {type(n).__name__}"
+assert type(n) is int, f"count_params should return a Python int, got {type(n).__name__}"
 assert n == 101_770, f"count_params(init_params()) = {n:,}, expected 101,770 (784*128 + 128 + 128*10 + 10)"
 ### BEGIN HIDDEN TESTS
 cases = [init_params(hidden=1), [torch.zeros(3, 4, 5)], [torch.tensor(2.0)], [torch.zeros(0, 7)], [],
          [torch.ones(2, dtype=torch.float64), torch.ones(5, 5, dtype=torch.int8)]]
 for case in cases:
     got, want = count_params(case), reference.count_params(case)
-    assert got == want, f"count_params of shapes {[list(p.shape) for p in case]} = {got}, expected {want}"
-assert count_params(iter(init_params(hidden=2))) == reference.count_params(init_params(hidden=2)), \
+    assert type(got) is int and got == want, f"count_params of shapes {[list(p.shape) for p in case]} = {got}, expected {want}"
+assert int(count_params(iter(init_params(hidden=2)))) == reference.count_params(init_params(hidden=2)), \
     "count_params must accept any iterable, including a generator"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade_id": "test_param_bytes", "grade": true, "points": 2}
 nbytes = param_bytes(init_params())
-assert isinstance(nbytes, int) and not isinstance(nbytes, bool), \
-    f"param_bytes should return an int, got {type(nbytes).__name__}"
+assert type(nbytes) is int, f"param_bytes should return a Python int, got {type(nbytes).__name__}"
 assert nbytes == 407_080, f"param_bytes(init_params()) = {nbytes:,}, expected 407,080 (101,770 values x 4 bytes)"
 half = [p.detach().half() for p in init_params()]
-assert param_bytes(half) == 203_540, \
+assert int(param_bytes(half)) == 203_540, \
     f"param_bytes of float16 tensors = {param_bytes(half):,}, expected 203,540: use element_size(), not a fixed 4"
 ### BEGIN HIDDEN TESTS
 cases = [[torch.zeros(3, 4, dtype=torch.float64)], [torch.zeros(10, dtype=torch.int8), torch.tensor(1.0)],
          [torch.zeros(0)], [], init_params(hidden=5), [torch.zeros(2, 3, dtype=torch.bfloat16)]]
 for case in cases:
     got, want = param_bytes(case), reference.param_bytes(case)
-    assert got == want, (f"param_bytes of {[(list(p.shape), str(p.dtype)) for p in case]} = {got}, "
+    assert type(got) is int and got == want, (f"param_bytes of {[(list(p.shape), str(p.dtype)) for p in case]} = {got}, "
                          f"expected {want}")
 ### END HIDDEN TESTS
 

@@ -88,3 +88,14 @@ def test_seeded_is_deterministic():
     assert torch.equal(checks.seeded(3, 4, 5), checks.seeded(3, 4, 5))
     assert not torch.equal(checks.seeded(3, 4, 5), checks.seeded(4, 4, 5))
     assert checks.seeded(1, 2, dtype=torch.float64).dtype == torch.float64
+
+
+def test_tensor_subclasses_are_refused():
+    class Liar(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    liar = torch.zeros(2).as_subclass(Liar)
+    with pytest.raises(CheckFailed, match="got the subclass Liar"):
+        checks.assert_equal(liar, torch.ones(2), "x")
+    checks.assert_close(torch.nn.Parameter(torch.ones(2)), torch.ones(2), "p")

@@ -130,6 +130,10 @@ def _check_index(steps: Sequence[Step], current: int) -> None:
         raise ValueError(f"current must be a step index from 0 to {len(steps) - 1}, got {current!r}")
 
 
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(list(shape)) if shape else "scalar"
+
+
 def graph_svg(steps: Sequence[Step], current: int) -> str:
     """The MLP's graph as SVG: forward edges left to right, nodes done so far in light orange, the current one in orange.
 
@@ -175,7 +179,7 @@ def graph_svg(steps: Sequence[Step], current: int) -> str:
                      f'{html.escape(node.name)}</text>')
         if node.name in done:
             s = done[node.name]
-            parts.append(f'<text x="{cx:.0f}" y="{cy + 7:.0f}" text-anchor="middle">{list(s.shape)}</text>')
+            parts.append(f'<text x="{cx:.0f}" y="{cy + 7:.0f}" text-anchor="middle">{_shape(s.shape)}</text>')
             parts.append(f'<text x="{cx:.0f}" y="{cy + 21:.0f}" text-anchor="middle">|g| = {s.norm:.3g}</text>')
         elif not node.has_grad:
             parts.append(f'<text x="{cx:.0f}" y="{cy + 12:.0f}" text-anchor="middle" fill="#777">no grad</text>')
@@ -190,7 +194,7 @@ def step_html(steps: Sequence[Step], current: int) -> str:
     for i, s in enumerate(steps[:current + 1]):
         style = " style='background:#ffe0b2; font-weight:bold'" if i == current else ""
         rows.append(f"<tr{style}><td>{i + 1}</td><td>{html.escape(s.name)}</td><td><code>{html.escape(s.formula)}"
-                    f"</code></td><td>{list(s.shape)}</td><td style='text-align:right'>{s.norm:.4g}</td>"
+                    f"</code></td><td>{_shape(s.shape)}</td><td style='text-align:right'>{s.norm:.4g}</td>"
                     f"<td>{html.escape(s.meaning)}</td></tr>")
     return ("<table><tr><th>step</th><th>node</th><th>its gradient</th><th>shape</th><th>norm</th>"
             f"<th>what it says</th></tr>{''.join(rows)}</table>")

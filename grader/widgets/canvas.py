@@ -207,9 +207,9 @@ def to_rgba(image: torch.Tensor, zoom: int = 1) -> np.ndarray:
 def plot_result(pad: torch.Tensor, x: torch.Tensor, probs: torch.Tensor, label: int | None = None):
     """What was drawn, what the network sees after preprocessing, and its probabilities."""
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.1), gridspec_kw={"width_ratios": [1, 1, 1.4]})
-    axes[0].imshow(pad, cmap="gray", vmin=0, vmax=1)
+    axes[0].imshow(pad.detach().numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(f"the pad, {pad.shape[0]}x{pad.shape[1]}")
-    axes[1].imshow(x.reshape(SIZE, SIZE), cmap="gray", vmin=0, vmax=1)
+    axes[1].imshow(x.detach().reshape(SIZE, SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
     cy, cx = centre_of_mass(x.reshape(SIZE, SIZE))
     axes[1].plot([cx], [cy], "r+", ms=12)
     axes[1].set_title(f"what the network sees, 28x28\n(+ = centre of mass {cy:.1f}, {cx:.1f})", fontsize=9)
@@ -260,7 +260,9 @@ class DigitPad:
         self._repaint()
         self.widget = w.HBox([w.VBox([self.canvas, self.clear_button]),
                               w.VBox([w.HTML("<b>what the network sees</b>"), self.preview]), self.bars],
-                             layout=w.Layout(align_items="flex-start", gap="16px"))
+                             layout=w.Layout(align_items="flex-start"))
+        for child in self.widget.children[:2]:
+            child.layout.margin = "0 16px 0 0"
 
     # drawing
     def _style(self):

@@ -198,17 +198,34 @@ def two_rings(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return X, y
 
 
-def fit_classifier(X: torch.Tensor, y: torch.Tensor, use_relu: bool, hidden: int = 16,
-                   steps: int = 200, seed: int = 0) -> nn.Sequential:
-    """Train a 2-``hidden``-2 ``nn.Sequential`` with or without a ReLU between its layers (Adam, full batch)."""
-    torch.manual_seed(seed)
-    layers = [nn.Linear(X.shape[1], hidden)] + ([nn.ReLU()] if use_relu else []) + [nn.Linear(hidden, 2)]
-    model = nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(steps):
-        opt.zero_grad()
-        F.cross_entropy(model(X), y).backward()
-        opt.step()
+def hinge_network(n_hinges: int = 8, radius: float = 1.0) -> nn.Sequential:
+    """A 2-``n_hinges``-2 ReLU network whose weights are set by hand, not trained.
+
+    Hidden unit k is a hinge ``relu(u_k . x)`` facing direction ``u_k``, the directions
+    evenly spread around the circle. Their sum grows with the distance from the centre
+    (on average ``n_hinges / pi`` times it), so the logit of class 1 (far) is that sum
+    minus its value at ``radius``, and the logit of class 0 (near) is 0.
+    """
+    _positive_int(n_hinges, "n_hinges")
+    angles = torch.arange(n_hinges) * 2 * torch.pi / n_hinges
+    model = nn.Sequential(nn.Linear(2, n_hinges), nn.ReLU(), nn.Linear(n_hinges, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.stack([angles.cos(), angles.sin()], dim=1))
+        model[0].bias.zero_()
+        model[2].weight.zero_()
+        model[2].weight[1] = 1.0
+        model[2].bias.copy_(torch.tensor([0.0, -radius * n_hinges / torch.pi]))
+    return model
+
+
+def best_linear(X: torch.Tensor, y: torch.Tensor) -> nn.Linear:
+    """The linear classifier ``nn.Linear(2, 2)`` fitted to one-hot targets by least squares (no training loop)."""
+    A = torch.cat([X, torch.ones(len(X), 1)], dim=1)
+    solution = torch.linalg.lstsq(A, F.one_hot(y, 2).float()).solution      # [3, 2]
+    model = nn.Linear(X.shape[1], 2)
+    with torch.no_grad():
+        model.weight.copy_(solution[:-1].T)
+        model.bias.copy_(solution[-1])
     return model
 
 
@@ -218,26 +235,26 @@ def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def plot_separation(seed: int = 0):
-    """Decision regions of the best linear network and of a ReLU network on :func:`two_rings`."""
+    """Decision regions on :func:`two_rings`: the best linear model, and ReLU networks of 3 and 8 hinges."""
     X, y = two_rings(seed=seed)
-    grid = torch.linspace(-2.5, 2.5, 200)
+    grid = torch.linspace(-2.5, 2.5, 150)
     gx, gy = torch.meshgrid(grid, grid, indexing="xy")
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4))
-    for ax, use_relu in zip(axes, (False, True)):
-        model = fit_classifier(X, y, use_relu, seed=seed)
+    models = [("linear (no ReLU): best straight cut", best_linear(X, y)),
+              ("ReLU, 3 hidden units", hinge_network(3)),
+              ("ReLU, 8 hidden units", hinge_network(8))]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4), layout="constrained")
+    for ax, (name, model) in zip(axes, models):
         with torch.no_grad():
             region = model(points).argmax(dim=1).reshape(gx.shape)
         ax.contourf(gx, gy, region, levels=[-0.5, 0.5, 1.5], colors=["#cfe3f5", "#f8d9c4"])
-        ax.scatter(X[y == 0, 0], X[y == 0, 1], s=8, color="#1f77b4", label="class 0")
-        ax.scatter(X[y == 1, 0], X[y == 1, 1], s=8, color="#d95f02", label="class 1")
-        name = "Linear → ReLU → Linear" if use_relu else "Linear → Linear (no ReLU)"
-        ax.set_title(f"{name}\naccuracy {accuracy(model, X, y):.0%}")
+        ax.scatter(X[y == 0, 0], X[y == 0, 1], s=6, color="#1f77b4", label="class 0")
+        ax.scatter(X[y == 1, 0], X[y == 1, 1], s=6, color="#d95f02", label="class 1")
+        ax.set_title(f"{name}\naccuracy {accuracy(model, X, y):.0%}", fontsize=10)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
     return fig
 
 

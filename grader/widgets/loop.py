@@ -9,13 +9,15 @@ training functions are the student's, passed in as arguments.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from typing import Callable, Sequence
 
 import ipywidgets as w
+import matplotlib
 import torch
-from IPython.display import display
+from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 SPIRAL_COLOURS = ("#1f77b4", "#ff7f0e")
@@ -175,7 +177,8 @@ def redraw_epochs(epochs: int, redraws: int) -> list[int]:
     """
     if epochs < 1 or redraws < 1:
         raise ValueError(f"epochs and redraws must be at least 1, got {epochs} and {redraws}")
-    return sorted({max(1, round(epochs * (i + 1) / redraws)) for i in range(min(redraws, epochs))})
+    r = min(redraws, epochs)
+    return sorted({max(1, round(epochs * (i + 1) / r)) for i in range(r)})
 
 
 def smooth(values: Sequence[float], window: int) -> list[float]:
@@ -192,6 +195,40 @@ def smooth(values: Sequence[float], window: int) -> list[float]:
 
 
 # --- figures -----------------------------------------------------------------------------
+
+def to_image(fig: Figure, dpi: int = 90) -> Image:
+    """The figure rendered as a PNG image object (displays the same in JupyterLab and in a saved notebook)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def show(fig: Figure) -> None:
+    """Display a figure made here (they are not pyplot figures, so nothing else would show them)."""
+    display(to_image(fig))
+
+
+def weight_mosaic(W1: torch.Tensor, ncols: int = 16, gap: int = 2, side: int = 28) -> torch.Tensor:
+    """The columns of ``W1`` ``[side*side, H]`` as ``side x side`` tiles in one picture, ``ncols`` tiles a row.
+
+    Each tile is divided by its own largest absolute value (so it lies in [-1, 1]); the
+    ``gap`` pixels between tiles, and the unused tiles of the last row, are NaN.
+    Returns float32 ``[rows * (side + gap) - gap, ncols * (side + gap) - gap]``.
+    """
+    if W1.dim() != 2 or W1.shape[0] != side * side:
+        raise ValueError(f"W1 must be [{side * side}, H], got {list(W1.shape)}")
+    if ncols < 1 or gap < 0:
+        raise ValueError(f"ncols must be >= 1 and gap >= 0, got {ncols} and {gap}")
+    W = W1.detach().cpu().float()
+    h = W.shape[1]
+    rows = math.ceil(h / ncols)
+    step = side + gap
+    out = torch.full((rows * step - gap, ncols * step - gap), float("nan"))
+    scale = W.abs().amax(dim=0).clamp_min(1e-12)
+    for k in range(h):
+        r, c = divmod(k, ncols)
+        out[r * step:r * step + side, c * step:c * step + side] = (W[:, k] / scale[k]).reshape(side, side)
+    return out
 
 def draw_spiral_state(fig: Figure, X: torch.Tensor, y: torch.Tensor, grid, history: dict, title: str = "") -> Figure:
     """Left: the decision regions of ``grid`` (from :func:`decision_grid`) and the points; right: the losses."""
@@ -267,11 +304,11 @@ class LiveHistory:
         return fig
 
     def update(self, history: dict) -> None:
-        self.draw(history)
+        image = to_image(self.draw(history))
         if self.handle is None:
-            self.handle = display(self.fig, display_id=True)
+            self.handle = display(image, display_id=True)
         else:
-            self.handle.update(self.fig)
+            self.handle.update(image)
 
 
 def plot_confusion(cm: torch.Tensor) -> Figure:
@@ -317,20 +354,15 @@ def plot_mistakes(images: torch.Tensor, probs: torch.Tensor, targets: torch.Tens
 
 def plot_weights(W1: torch.Tensor, ncols: int = 16) -> Figure:
     """Each column of ``W1`` ``[784, H]`` as a 28x28 image (red positive, blue negative, each scaled on its own)."""
-    W = W1.detach().cpu()
-    h = W.shape[1]
-    rows = math.ceil(h / ncols)
-    fig = Figure(figsize=(ncols * 0.62, rows * 0.62 + 0.4))
-    axes = fig.subplots(rows, ncols, squeeze=False)
-    for k, ax in enumerate(axes.reshape(-1)):
-        ax.axis("off")
-        if k < h:
-            img = W[:, k].reshape(28, 28)
-            m = float(img.abs().max()) or 1.0
-            ax.imshow(img.numpy(), cmap="RdBu_r", vmin=-m, vmax=m)
-    fig.suptitle(f"the {h} columns of W1, one per hidden unit (red: the pixel pushes the unit up)", fontsize=10)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.35 / (rows * 0.62 + 0.4), wspace=0.08,
-                        hspace=0.08)
+    mosaic = weight_mosaic(W1, ncols)
+    h = W1.shape[1]
+    fig = Figure(figsize=(ncols * 0.62, math.ceil(h / ncols) * 0.62 + 0.45))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    ax.imshow(mosaic.numpy(), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(f"the {h} columns of W1, one per hidden unit (red: ink there pushes the unit up)", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
@@ -360,11 +392,11 @@ def train_spirals(train: Callable, init_params: Callable, forward: Callable, hid
 
 
 def spiral_widget(train: Callable, init_params: Callable, forward: Callable, hidden: int = 128, lr: float = 0.03,
-                  epochs: int = 100, seed: int = 0, redraws: int = 5) -> w.VBox:
-    """Sliders for the hidden width, the learning rate and the epochs; a button trains again.
+                  epochs: int = 100, seed: int = 0, redraws: int = 5) -> None:
+    """Show sliders for the hidden width, the learning rate and the epochs, and a button that trains again.
 
-    The first training runs at once, when the widget is created (nothing waits for a
-    click); the figure redraws ``redraws`` times while it learns.
+    The widget displays itself and the first training runs at once (nothing waits for a
+    click); the figure redraws ``redraws`` times while the network learns.
     """
     hidden_s = w.IntSlider(value=hidden, min=2, max=256, description="hidden")
     lr_s = w.FloatLogSlider(value=lr, base=10, min=-4, max=-0.5, step=0.25, description="lr", readout_format=".4f")
@@ -382,9 +414,10 @@ def spiral_widget(train: Callable, init_params: Callable, forward: Callable, hid
         def on_redraw(epoch, grid, history):
             draw_spiral_state(fig, X, y, grid, history,
                               title=f"hidden {hidden_s.value}, lr {lr_s.value:.4f}: epoch {epoch}/{epochs_s.value}")
+            image = to_image(fig)
             with out:
                 out.clear_output(wait=True)
-                display(fig)
+                display(image)
 
         try:
             _, history = train_spirals(train, init_params, forward, hidden_s.value, lr_s.value, epochs_s.value,
@@ -398,4 +431,3 @@ def spiral_widget(train: Callable, init_params: Callable, forward: Callable, hid
     box = w.VBox([w.HBox([hidden_s, lr_s]), w.HBox([epochs_s, button]), status, out])
     display(box)
     run()
-    return box

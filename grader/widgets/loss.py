@@ -148,7 +148,7 @@ def plot_neg_log(marks: Sequence[float] = (0.9, 0.5, 0.1, 0.01)):
     for m in marks:
         ax.plot([m], [-math.log(m)], "o", color="#333")
         ax.annotate(f"p={m:g}: {-math.log(m):.2f}", (m, -math.log(m)), textcoords="offset points",
-                    xytext=(8, 6))
+                    xytext=(8, 6) if m < 0.8 else (-40, 14))
     ax.set_xlabel("probability given to the correct class, p")
     ax.set_ylabel("loss  -log(p)")
     ax.set_xlim(0, 1.02)
