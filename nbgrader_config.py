@@ -23,6 +23,7 @@ c.Execute.iopub_timeout = 120
 # nbgrader gives a test cell zero for any stderr output. A library warning printed by
 # correct code (a PyTorch UserWarning, say) must not cost points: drop such stderr.
 # Failing tests raise, so they show as errors, which this does not touch.
+c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning"
 
 # Huge outputs are cut, not stored whole.

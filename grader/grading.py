@@ -85,6 +85,41 @@ def scores(course: Path, lesson: str, student: str) -> dict[str, tuple[float, fl
 
 # --- the worker: one submission in a scratch course -----------------------------------------
 
+def repair(submitted: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[str]:
+    """Undo structural damage that would make nbgrader mis-grade or crash, in place; returns what was done.
+
+    * a grade_id used twice: later copies lose their nbgrader role (they still run as plain cells);
+    * a test cell the student deleted: put back, from the source, after the cell that precedes it
+      there (nbgrader would add it only as a comment, and the student would lose its points
+      without the test ever running).
+    Edited test cells and changed cell types are restored by nbgrader itself from the gradebook.
+    """
+    done = []
+    seen = set()
+    for cell in submitted.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id is None:
+            continue
+        if grade_id in seen:
+            del cell.metadata["nbgrader"]
+            done.append(f"a second cell claimed grade_id {grade_id!r}; it was kept as a plain cell")
+        seen.add(grade_id)
+    order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in source.cells]
+    for index, cell in enumerate(source.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and not meta.get("solution")) or meta["grade_id"] in seen:
+            continue
+        previous = [g for g in order[:index] if g in seen]
+        position = 0
+        if previous:
+            position = 1 + next(i for i, c in enumerate(submitted.cells)
+                                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == previous[-1])
+        submitted.cells.insert(position, nbformat.from_dict(json.loads(json.dumps(cell))))
+        seen.add(meta["grade_id"])
+        done.append(f"test cell {meta['grade_id']!r} was missing and was put back")
+    return done
+
+
 def _limit_memory(limit: int | None) -> None:
     if limit:
         import resource
@@ -101,10 +136,15 @@ def _grade_one(course: str, template_db: str, lesson: str, student: str, timeout
     shutil.copytree(course / "source" / lesson, scratch / "source" / lesson)
     shutil.copytree(course / "submitted" / student / lesson, scratch / "submitted" / student / lesson)
     shutil.copyfile(template_db, scratch / "gradebook.db")
+    notebook = scratch / "submitted" / student / lesson / f"{lesson}.ipynb"
+    submitted = nbformat.read(notebook, as_version=4)
+    repairs = repair(submitted, nbformat.read(course / "source" / lesson / f"{lesson}.ipynb", as_version=4))
+    if repairs:
+        nbformat.write(submitted, notebook)
     api = nbgrader_api(scratch, Execute={"timeout": timeout})
     result = api.autograde(lesson, student, force=True, create=True)
     graded = scratch / "autograded" / student / lesson
-    return {"scratch": str(scratch), "ok": bool(result.get("success")) and graded.exists(),
+    return {"scratch": str(scratch), "ok": bool(result.get("success")) and graded.exists(), "repairs": repairs,
             "log": result.get("log", "")[-4000:] + str(result.get("error") or "")[-2000:],
             "seconds": time.perf_counter() - started}
 
@@ -314,8 +354,9 @@ def _finish(course: Path, lesson: str, student: str, future) -> Outcome:
         if findings:
             withhold(course, lesson, student, findings)
         score, max_score = _total(course, lesson, student)
-        return Outcome(lesson, student, "withheld" if findings else "graded", score, max_score,
-                       "cheat scan: see autograded/.../cheat_scan.txt" if findings else "", findings,
+        reason = "; ".join((["cheat scan: see autograded/.../cheat_scan.txt"] if findings else [])
+                           + result.get("repairs", []))
+        return Outcome(lesson, student, "withheld" if findings else "graded", score, max_score, reason, findings,
                        result["seconds"])
     finally:
         if result.get("scratch"):
