@@ -44,13 +44,14 @@ def trace_shapes(batch_size: int, hidden: int = 128, inputs: int = 784, classes:
     def empty(*shape):
         return torch.empty(*shape, device="meta")
 
+    # PyTorch's own functions on shape-only tensors: the shapes, never the lesson's code
     x = empty(B, D)
-    a = x @ empty(D, H)
-    z = a + empty(H)
-    h = z.clamp(min=0)
-    s = h @ empty(H, C)
-    logits = s + empty(C)
-    classes_out = logits.argmax(dim=1)
+    a = torch.matmul(x, empty(D, H))
+    z = torch.add(a, empty(H))
+    h = torch.nn.functional.relu(z)
+    s = torch.matmul(h, empty(H, C))
+    logits = torch.add(s, empty(C))
+    classes_out = torch.argmax(logits, dim=1)
     tensors = (x, a, z, h, s, logits, classes_out)
     return [(stage, tuple(t.shape)) for stage, t in zip(STAGES, tensors)]
 

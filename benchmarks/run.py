@@ -1,0 +1,274 @@
+"""Benchmarks of the course, each measured side by side in one run (``make bench``).
+
+    python -m benchmarks.run [--only throughput,accuracy,notebooks,grading,gpu] [--repeats 3]
+                             [--class-size 4] [--out benchmarks/results.json]
+
+Figures (median of the repeats, with min and max):
+* throughput: one epoch of all of MNIST (batch 64, Adam) with the course's own solution
+  functions (forward, loss, backward by hand, adam_step, get_batches) and with autograd for
+  the backward, against nn.Sequential + F.cross_entropy + torch.optim.Adam; their ratio; the
+  multiply-adds of an epoch and the achieved GFLOP/s;
+* accuracy: the test accuracy of lesson 07's recipe and the wall time to reach it;
+* notebooks: execution time of each solution notebook;
+* grading: autograde time per notebook for one student, and for a class of N students with
+  1 worker and with every core (speed-up);
+* gpu: with CUDA, the same epoch with the data on the device, against the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from benchmarks.solutions import ROOT, load
+from grader.data import load_mnist
+from grader.widgets.gpu import epoch_flops
+
+BATCH, LR = 64, 1e-3
+
+
+def stats(samples: list[float]) -> dict:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": len(samples)}
+
+
+def timed(fn, repeats: int) -> dict:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return stats(samples)
+
+
+# --- throughput ------------------------------------------------------------------------------
+
+def hand_epoch_fn(X, y, by_hand_backward: bool):
+    """One epoch with the course's solution functions; the backward by hand (04) or by autograd."""
+    fwd = load("02_forward", ["linear", "relu", "forward"])["forward"]
+    ce = load("03_loss", ["softmax", "log_softmax", "cross_entropy"])["cross_entropy"]
+    bwd = load("04_backward", ["cross_entropy_grad", "backward"])["backward"]
+    opt = load("05_optimizers", ["zero_grad", "sgd_step", "momentum_step", "adam_step"])
+    batches = load("06_batching", ["num_batches", "get_batches"])["get_batches"]
+    init = load("01_tensors", ["init_params"])["init_params"]
+
+    def epoch():
+        params = list(init(seed=0))
+        ms = [torch.zeros_like(p) for p in params]
+        vs = [torch.zeros_like(p) for p in params]
+        g = torch.Generator().manual_seed(0)
+        for t, (xb, yb) in enumerate(batches(X, y, BATCH, generator=g), start=1):
+            if by_hand_backward:
+                grads = bwd(xb, yb, *[p.detach() for p in params])
+                for p, gr in zip(params, grads):
+                    p.grad = gr
+            else:
+                opt["zero_grad"](params)
+                ce(fwd(xb, *params), yb).backward()
+            opt["adam_step"](params, ms, vs, t, lr=LR)
+        return params
+
+    return epoch
+
+
+def torch_epoch_fn(X, y, device="cpu"):
+    X, y = X.to(device), y.to(device)
+
+    def epoch():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(0)).to(device)
+        for i in range(0, len(X), BATCH):
+            idx = perm[i:i + BATCH]
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return model
+
+    return epoch
+
+
+def throughput(repeats: int) -> dict:
+    X, y = load_mnist("train")
+    flops = epoch_flops(len(X), BATCH)                       # multiply-adds
+    runs = {"hand (backward by hand)": hand_epoch_fn(X, y, True),
+            "hand (autograd backward)": hand_epoch_fn(X, y, False),
+            "torch.nn + torch.optim.Adam": torch_epoch_fn(X, y)}
+    for fn in runs.values():                                 # warm-up: imports, allocator, kernels
+        fn.__call__ if False else None
+    samples = {name: [] for name in runs}
+    for _ in range(repeats):                                 # interleaved, so drift hits all alike
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    out = {"threads": torch.get_num_threads(), "epoch_multiply_adds": flops}
+    base = statistics.median(samples["torch.nn + torch.optim.Adam"])
+    for name, s in samples.items():
+        out[name] = {**stats(s), "gflops": 2 * flops / statistics.median(s) / 1e9,
+                     "ratio_to_torch": statistics.median(s) / base}
+    return out
+
+
+# --- accuracy --------------------------------------------------------------------------------
+
+def accuracy() -> dict:
+    """Lesson 07's recipe, with its own train and evaluate, on all of MNIST."""
+    ns = load("07_loop", _loop_cells())
+    X, y = load_mnist("train")
+    Xt, yt = load_mnist("test")
+    params = list(ns["init_params"](seed=0))
+    epochs = ns.get("EPOCHS", 5)
+    start = time.perf_counter()
+    ns["train"](params, X, y, Xt, yt, epochs=epochs, batch_size=BATCH, lr=LR, seed=0)
+    seconds = time.perf_counter() - start
+    loss, acc = ns["evaluate"](params, Xt, yt)
+    return {"epochs": epochs, "test_accuracy": acc, "test_loss": loss, "seconds": seconds}
+
+
+def _loop_cells() -> list[str]:
+    from benchmarks.solutions import solution_cells
+    import nbformat
+
+    nb = nbformat.read(ROOT / "source" / "07_loop" / "07_loop.ipynb", as_version=4)
+    locked = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+              if c.metadata.get("nbgrader", {}).get("locked") and not c.metadata["nbgrader"].get("grade")
+              and c.metadata["nbgrader"]["grade_id"] != "setup"]
+    return locked + solution_cells("07_loop")
+
+
+# --- notebooks and grading -----------------------------------------------------------------------
+
+def notebooks(lessons: list[str]) -> dict:
+    from nbclient import NotebookClient
+    import nbformat
+
+    out = {}
+    for lesson in lessons:
+        path = ROOT / "source" / lesson / f"{lesson}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+            out[lesson] = time.perf_counter() - start
+    return out
+
+
+def grading(lessons: list[str], class_size: int) -> dict:
+    from grader import build, grading as g
+
+    cores = os.cpu_count() or 1
+    out = {"class_size": class_size, "cores": cores, "per_lesson": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Path(tmp)
+        build.build(lessons, root=ROOT, out=course)
+        for lesson in lessons:
+            for i in range(class_size):
+                g.submit(course, lesson, f"student{i:02d}", course / "source" / lesson / f"{lesson}.ipynb")
+        for workers in sorted({1, cores}):
+            start = time.perf_counter()
+            outcomes = g.autograde_class(course, lessons, workers=workers, progress=False)
+            out[f"class_seconds_{workers}_workers"] = time.perf_counter() - start
+            if workers == 1:
+                for lesson in lessons:
+                    out["per_lesson"][lesson] = statistics.median(o.seconds for o in outcomes if o.lesson == lesson)
+            assert all(o.score == o.max_score for o in outcomes), "a solution lost points while benchmarking"
+            shutil.rmtree(course / "autograded", ignore_errors=True)
+        out["speed_up"] = out["class_seconds_1_workers"] / out[f"class_seconds_{cores}_workers"]
+    return out
+
+
+# --- gpu ---------------------------------------------------------------------------------------
+
+def gpu(repeats: int) -> dict:
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device"}
+    X, y = load_mnist("train")
+    cpu = timed(torch_epoch_fn(X, y, "cpu"), repeats)
+    cuda_fn = torch_epoch_fn(X, y, "cuda")
+    cuda_fn()
+    cuda = timed(cuda_fn, repeats)
+    return {"device": torch.cuda.get_device_name(0), "cpu_epoch": cpu, "cuda_epoch": cuda,
+            "speed_up": cpu["median"] / cuda["median"], "lesson_figure_to_beat_s": 0.08}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def table(results: dict) -> str:
+    lines = [f"machine: {results['machine']}"]
+    t = results.get("throughput")
+    if t:
+        lines.append(f"\none epoch of MNIST, batch {BATCH}, Adam; torch threads = {t['threads']}; "
+                     f"{t['epoch_multiply_adds'] / 1e9:.1f} G multiply-adds per epoch")
+        lines.append(f"{'pipeline':32s} {'median s':>9s} {'min':>7s} {'max':>7s} {'GFLOP/s':>8s} {'vs torch':>9s}")
+        for name, v in t.items():
+            if isinstance(v, dict):
+                lines.append(f"{name:32s} {v['median']:9.2f} {v['min']:7.2f} {v['max']:7.2f} "
+                             f"{v['gflops']:8.1f} {v['ratio_to_torch']:8.2f}x")
+    a = results.get("accuracy")
+    if a:
+        lines.append(f"\nlesson 07 recipe: {a['epochs']} epochs, test accuracy {100 * a['test_accuracy']:.2f}% "
+                     f"in {a['seconds']:.1f} s")
+    n = results.get("notebooks")
+    if n:
+        lines.append("\nsolution notebook execution (s): " + ", ".join(f"{k} {v:.1f}" for k, v in n.items()))
+    g = results.get("grading")
+    if g:
+        lines.append("\nautograde, one student (s): " + ", ".join(f"{k} {v:.1f}" for k, v in g["per_lesson"].items()))
+        lines.append(f"class of {g['class_size']} on {len(g['per_lesson'])} lesson(s): "
+                     f"1 worker {g['class_seconds_1_workers']:.0f} s, {g['cores']} workers "
+                     f"{g[f'class_seconds_{g[\"cores\"]}_workers']:.0f} s, speed-up {g['speed_up']:.2f}x")
+    c = results.get("gpu")
+    if c:
+        lines.append("\nGPU: " + (c.get("skipped") or f"{c['device']}: epoch {c['cuda_epoch']['median']:.3f} s vs "
+                                  f"CPU {c['cpu_epoch']['median']:.2f} s ({c['speed_up']:.0f}x)"))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default="throughput,accuracy,notebooks,grading,gpu")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--class-size", type=int, default=4)
+    p.add_argument("--lessons", default="")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    args = p.parse_args(argv)
+    from grader.build import lessons as all_lessons
+
+    lessons = [n for n in args.lessons.split(",") if n] or all_lessons(ROOT)
+    only = set(args.only.split(","))
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                          f"Python {platform.python_version()}",
+               "date": time.strftime("%Y-%m-%d")}
+    if "throughput" in only:
+        results["throughput"] = throughput(args.repeats)
+    if "accuracy" in only:
+        results["accuracy"] = accuracy()
+    if "notebooks" in only:
+        results["notebooks"] = notebooks(lessons)
+    if "grading" in only:
+        results["grading"] = grading(lessons, args.class_size)
+    if "gpu" in only:
+        results["gpu"] = gpu(args.repeats)
+    print(table(results))
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
