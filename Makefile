@@ -30,6 +30,9 @@ lab: venv
 build: venv
 	$(BIN)/course build
 
+bench: venv
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

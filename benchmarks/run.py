@@ -108,8 +108,6 @@ def throughput(repeats: int) -> dict:
     runs = {"hand (backward by hand)": hand_epoch_fn(X, y, True),
             "hand (autograd backward)": hand_epoch_fn(X, y, False),
             "torch.nn + torch.optim.Adam": torch_epoch_fn(X, y)}
-    for fn in runs.values():                                 # warm-up: imports, allocator, kernels
-        fn.__call__ if False else None
     samples = {name: [] for name in runs}
     for _ in range(repeats):                                 # interleaved, so drift hits all alike
         for name, fn in runs.items():
