@@ -231,8 +231,12 @@ def scan_submission(course: Path, lesson: str, student: str) -> list[str]:
             locked_ids.add(meta["grade_id"])
             if meta.get("locked") and not meta.get("grade"):
                 locked_sources.append(cell.source)
+    # the lesson's own demo cells, left as they were, are the course's code, not the student's
+    given = {cell.source for cell in source.cells if cell.cell_type == "code"
+             and not cell.metadata.get("nbgrader", {}).get("solution")}
     student_cells = [i for i, cell in enumerate(submitted.cells) if cell.cell_type == "code"
-                     and cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") not in locked_ids]
+                     and cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") not in locked_ids
+                     and cell.source not in given]
     return [str(f) for f in scan_notebook(submitted, locked_sources, student_cells)]
 
 

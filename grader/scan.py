@@ -10,6 +10,7 @@ source) and reports each write to, or rebinding of, what the tests depend on:
   ``grader``, ``builtins``/``__builtins__``, ``IPython``/``get_ipython()``, ``sys``,
   ``numpy``, ``nbgrader`` or ``importlib`` (attributes, items, ``__dict__``);
 * rebinding a name that a locked cell imported (``checks = ...``, ``def reference``);
+* any use of ``grader.reference``, the answers the hidden tests compare with;
 * dynamic code and escapes (``exec``, ``eval``, ``compile``, ``__import__``, shell
   escapes and magics, ``ctypes``, ``sys.settrace``, ``gc``), which could hide the above.
 
@@ -84,8 +85,9 @@ def imported_names(sources: list[str]) -> dict[str, str]:
 
 
 class _Scanner(ast.NodeVisitor):
-    def __init__(self, cell: int, protected_names: set[str], locked_names: set[str]):
+    def __init__(self, cell: int, protected_names: set[str], locked_names: set[str], answer_names: set[str] = frozenset()):
         self.cell = cell
+        self.answers = set(answer_names)          # names bound to grader.reference
         self.protected = set(protected_names)     # names that refer to protected modules/objects
         self.locked = locked_names                # names a locked cell defined: must not be rebound
         self.findings: list[Finding] = []
@@ -100,9 +102,15 @@ class _Scanner(ast.NodeVisitor):
             return root.id in self.protected or root.id in {"__builtins__", "get_ipython"}
         return False
 
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load) and node.id in self.answers:
+            self.flag(node, f"uses {node.id} (grader.reference), the answers the hidden tests compare with")
+
     # --- imports: aliases of protected packages become protected names ------------------
     def visit_Import(self, node):
         for alias in node.names:
+            if alias.name.startswith("grader.reference"):
+                self.flag(node, "imports grader.reference, the answers the hidden tests compare with")
             top = alias.name.split(".")[0]
             bound = alias.asname or top
             if top in PROTECTED_PACKAGES:
@@ -113,6 +121,9 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node):
         top = (node.module or "").split(".")[0]
+        if (node.module or "").startswith("grader.reference") or \
+                (node.module == "grader" and any(a.name == "reference" for a in node.names)):
+            self.flag(node, "imports grader.reference, the answers the hidden tests compare with")
         for alias in node.names:
             bound = alias.asname or alias.name
             if top in PROTECTED_PACKAGES:
@@ -231,14 +242,15 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def scan_cell(source: str, cell: int, protected: set[str], locked: set[str]) -> list[Finding]:
+def scan_cell(source: str, cell: int, protected: set[str], locked: set[str],
+              answers: set[str] = frozenset()) -> list[Finding]:
     """Findings in one cell of student code; a cell that does not parse is itself a finding only if
     it is not plain broken code (that fails on its own when run)."""
     try:
         tree = ast.parse(_python(source))
     except SyntaxError:
         return []                       # it raises when executed: no tampering can come from it
-    scanner = _Scanner(cell, protected, locked)
+    scanner = _Scanner(cell, protected, locked, answers)
     scanner.visit(tree)
     return scanner.findings
 
@@ -254,7 +266,8 @@ def scan_notebook(nb, locked_sources: list[str], student_cells: list[int]) -> li
     """
     locked = imported_names(locked_sources)
     protected = {name for name, module in locked.items() if module.split(".")[0] in PROTECTED_PACKAGES}
+    answers = {name for name, module in locked.items() if module.startswith("grader.reference")}
     findings = []
     for index in student_cells:
-        findings += scan_cell(nb.cells[index].source, index, protected, set(locked))
+        findings += scan_cell(nb.cells[index].source, index, protected, set(locked), answers)
     return findings
