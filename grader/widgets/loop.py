@@ -18,6 +18,7 @@ import ipywidgets as w
 import matplotlib
 import torch
 from IPython.display import Image, display
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
 SPIRAL_COLOURS = ("#1f77b4", "#ff7f0e")
@@ -235,8 +236,9 @@ def draw_spiral_state(fig: Figure, X: torch.Tensor, y: torch.Tensor, grid, histo
     fig.clear()
     ax, ax_loss = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
     xs, ys, probs = grid
+    cmap = LinearSegmentedColormap.from_list("spiral", [SPIRAL_COLOURS[0], "white", SPIRAL_COLOURS[1]])
     ax.contourf(xs.numpy(), ys.numpy(), probs[:, :, 1].numpy(), levels=[0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0],
-                cmap="RdBu_r", alpha=0.35, vmin=0, vmax=1)
+                cmap=cmap, alpha=0.45, vmin=0, vmax=1)
     ax.contour(xs.numpy(), ys.numpy(), probs[:, :, 1].numpy(), levels=[0.5], colors="k", linewidths=1)
     for c in (0, 1):
         pts = X[y == c]
@@ -271,8 +273,10 @@ class LiveHistory:
     runs headless, because it replaces one display rather than adding outputs.
     """
 
-    def __init__(self, epochs: int, steps_per_epoch: int, smooth_window: int = 50):
+    def __init__(self, epochs: int, steps_per_epoch: int, smooth_window: int = 50, marks: Sequence[tuple] = ()):
+        """``marks``: ``(epoch, label)`` pairs drawn as dotted vertical lines (e.g. where the learning rate changes)."""
         self.epochs, self.steps_per_epoch, self.window = epochs, steps_per_epoch, smooth_window
+        self.marks = list(marks)
         self.fig = Figure(figsize=(10, 3.4))
         self.handle = None
 
@@ -288,9 +292,10 @@ class LiveHistory:
         ax_loss.plot(x_epochs, history["train_loss"], "o-", color="C0", label="train, epoch mean")
         ax_loss.plot(x_epochs, history["test_loss"], "o-", color="C3", label="test")
         ax_loss.set_xlim(0, self.epochs)
-        ax_loss.set_ylim(0, max(0.5, min(1.0, max(steps[:1] or [0.5]))))
+        ax_loss.set_yscale("log")
+        ax_loss.set_ylim(0.01, 3)
         ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("cross-entropy")
+        ax_loss.set_ylabel("cross-entropy (log scale)")
         ax_loss.legend(fontsize=8)
         ax_acc.plot(x_epochs, [100 * a for a in history["test_acc"]], "o-", color="C2")
         ax_acc.axhline(97.5, color="0.5", ls="--", lw=1)
@@ -300,6 +305,10 @@ class LiveHistory:
         ax_acc.set_ylabel("test accuracy (%)")
         if history["test_acc"]:
             ax_acc.set_title(f"after epoch {len(history['test_acc'])}: {history['test_acc'][-1]:.2%}")
+        for epoch, label in self.marks:
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(epoch, color="0.4", ls=":", lw=1)
+            ax_acc.text(epoch, 94.2, f" {label}", fontsize=8, color="0.3")
         fig.tight_layout()
         return fig
 

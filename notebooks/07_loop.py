@@ -1,0 +1,1060 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,../../notebooks//py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · The training loop
+#
+# Every part exists now: four tensors (lesson 01), a forward pass (02), a loss (03),
+# gradients (04), an optimizer (05) and mini-batches (06). Training is what happens when
+# you put them in a loop and let it run:
+#
+# ```
+#  for each epoch:
+#      for each mini-batch (x, y):            get_batches       (06)
+#          logits = forward(x, W1, b1, W2, b2)                  (02)
+#          loss   = cross_entropy(logits, y)                    (03)
+#          clear the old gradients, loss.backward()             (04)
+#          adam_step(...)                                        (05)
+#      measure the network on images it has never trained on
+# ```
+#
+# That loop is the whole of training. In this lesson you write it, watch it learn a
+# problem you can *see* (two interleaved spirals), then point it at all 60,000 MNIST
+# digits and reach more than **97.5 %** accuracy on the 10,000 test digits, in a minute
+# or two on an ordinary CPU. Finally you save the trained network to a file, which
+# lessons 08 and 10 load.
+#
+# **You will write:** `train_epoch`, `evaluate`, `train`, `save_params`, `load_params`.
+
+# %% nbgrader={"grade_id": "setup", "locked": true}
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from grader import checks, reference, tripwire
+from grader.data import load_mnist
+from grader.widgets import loop as demo
+from grader.widgets.quiz import Question, quiz
+
+torch.set_printoptions(precision=4, sci_mode=False)
+# Our matrices are small (64 x 784 times 784 x 128): one CPU thread multiplies them about as
+# fast as several, without the threads waiting on each other or on other programs.
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## Your toolbox from lessons 01–06
+#
+# The cell below holds the functions you wrote in the earlier lessons, written compactly
+# so that this notebook stands on its own. They follow the same contracts, so if you would
+# rather train with your own, paste them into a new cell right below this one (same names).
+#
+# One thing is new: `adam_state(params)` gathers Adam's memory in a single dict, so that
+# it can be handed to the training loop and carried from one epoch to the next:
+# `"ms"` and `"vs"` are the running averages of the gradients and of their squares (one
+# tensor per parameter, starting at zero) and `"t"` is the number of steps taken so far.
+
+# %% nbgrader={"grade_id": "toolbox", "locked": true}
+def init_params(seed=0, hidden=128, inputs=784, classes=10):
+    """Lesson 01: Kaiming-initialised (W1, b1, W2, b2) of an inputs -> hidden -> classes MLP, leaves."""
+    torch.manual_seed(seed)
+    W1 = (torch.randn(inputs, hidden) * math.sqrt(2 / inputs)).requires_grad_(True)
+    W2 = (torch.randn(hidden, classes) * math.sqrt(2 / hidden)).requires_grad_(True)
+    return W1, torch.zeros(hidden, requires_grad=True), W2, torch.zeros(classes, requires_grad=True)
+
+
+def forward(x, W1, b1, W2, b2):
+    """Lesson 02: logits [B, classes] of x [B, inputs]; ReLU between the two layers."""
+    h = x @ W1 + b1
+    return torch.where(h > 0, h, 0.0) @ W2 + b2
+
+
+def softmax(logits):
+    """Lesson 03: probabilities [B, C], each row summing to 1 (max subtracted for stability)."""
+    e = (logits - logits.max(dim=1, keepdim=True).values).exp()
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def cross_entropy(logits, targets):
+    """Lesson 03: mean over the batch of -log softmax(logits)[i, targets[i]], a 0-d tensor."""
+    z = logits - logits.max(dim=1, keepdim=True).values
+    log_probs = z - z.exp().sum(dim=1, keepdim=True).log()
+    return -log_probs[torch.arange(len(targets)), targets].mean()
+
+
+def adam_state(params):
+    """New: Adam's memory for params: {"ms": zeros like each, "vs": zeros like each, "t": 0 steps taken}."""
+    return {"ms": [torch.zeros_like(p) for p in params], "vs": [torch.zeros_like(p) for p in params], "t": 0}
+
+
+def adam_step(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    """Lesson 05: one Adam update of every p in place, from p.grad (left unchanged); t is this step's number, from 1."""
+    if t < 1:
+        raise ValueError(f"adam_step got t={t}: t is the number of the step being taken, counting from 1 "
+                         f"(increment the step counter before calling adam_step)")
+    beta1, beta2 = betas
+    with torch.no_grad():
+        for p, m, v in zip(params, ms, vs):
+            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            p.sub_(lr / (1 - beta1 ** t) * m / ((v / (1 - beta2 ** t)).sqrt() + eps))
+
+
+def get_batches(X, y, batch_size, shuffle=True, generator=None):
+    """Lesson 06: yield (X[idx], y[idx]) for consecutive slices of one torch.randperm(N, generator=generator)."""
+    order = torch.randperm(len(X), generator=generator) if shuffle else torch.arange(len(X))
+    for start in range(0, len(X), batch_size):
+        idx = order[start:start + batch_size]
+        yield X[idx], y[idx]
+
+
+def num_batches(n, batch_size):
+    """Lesson 06: how many batches get_batches yields for n samples (the last may be smaller)."""
+    return (n + batch_size - 1) // batch_size
+
+
+# %% [markdown]
+# ## The data
+#
+# `load_mnist` returns the images already flattened and scaled to [0, 1] (lesson 06 did
+# the same by hand): 60,000 for training, 10,000 for testing. The test images are never
+# used to compute a gradient; they only tell us how well the network does on digits it
+# has not seen.
+
+# %%
+X_train, y_train = load_mnist("train")
+X_test, y_test = load_mnist("test")
+print("train:", list(X_train.shape), X_train.dtype, "labels", list(y_train.shape), y_train.dtype)
+print("test: ", list(X_test.shape), X_test.dtype, "labels", list(y_test.shape), y_test.dtype)
+print("batches of 64 per epoch:", num_batches(len(X_train), 64),
+      f"(937 full ones and a last one of {len(X_train) - 937 * 64})")
+
+# %% [markdown]
+# ## One step, taken apart
+#
+# Before writing the loop, take a single step by hand and look at each move. The network
+# starts from random weights, so its loss should be close to `log(10) ≈ 2.303`: ten
+# classes, each given about the same probability.
+
+# %%
+params = init_params(seed=0)
+state = adam_state(params)
+xb, yb = X_train[:64], y_train[:64]
+
+loss = cross_entropy(forward(xb, *params), yb)          # 1. forward and loss
+for p in params:                                        # 2. forget the previous step's gradients
+    p.grad = None
+loss.backward()                                         # 3. fill W1.grad, b1.grad, W2.grad, b2.grad
+state["t"] += 1                                         # 4. this is step number 1 ...
+adam_step(params, state["ms"], state["vs"], state["t"])  # ... so Adam's bias correction uses t = 1
+print(f"loss on this batch before the step: {loss.item():.4f}  (log 10 = {math.log(10):.4f})")
+print(f"loss on the same batch after it:    {cross_entropy(forward(xb, *params), yb).item():.4f}")
+
+# %% [markdown]
+# Three details decide whether the loop is right:
+#
+# * **Clear the gradients every step.** `backward()` *adds* into `.grad` instead of
+#   overwriting it, so that a tensor used in several places collects every contribution
+#   (lesson 04). Across steps, that means the old gradient stays unless you remove it: set
+#   `p.grad = None` (what `optimizer.zero_grad()` does by default) or `p.grad.zero_()`
+#   before each `backward()`. The cell below shows the sum growing.
+# * **Count the step before Adam uses it.** `t` is the number of the step being taken,
+#   from 1; with `t = 0` Adam's bias correction divides by `1 - 0.9**0 = 0`.
+# * **Keep the loss as a number.** `loss` is a 0-d tensor still attached to the graph that
+#   produced it (`loss.grad_fn`). Keep such tensors in a list, or add them up
+#   (`total += loss`), and every step's graph stays reachable; adding them up even builds
+#   one more graph spanning all the steps. `loss.item()` copies out a plain Python float
+#   and lets the graph go (on a GPU it is also the moment the CPU waits for the result,
+#   lesson 09).
+
+# %%
+W = torch.ones(3, requires_grad=True)
+for step in range(1, 4):
+    (2 * W).sum().backward()                  # the gradient of this loss is 2 for every entry
+    print(f"after backward number {step}: W.grad = {W.grad.tolist()}")
+
+# %% [markdown]
+# ## Exercise 1: `train_epoch`
+#
+# One **epoch** is one pass over the whole training set: with 60,000 images in batches
+# of 64, that is 938 steps. Write the loop of one epoch, using the toolbox: for each
+# batch, in the order `get_batches(X, y, batch_size, shuffle=True, generator=generator)`
+# yields them, do the four moves above and record the loss as a float.
+#
+# `state` is the dict of `adam_state(params)`. Update it in place (`state["t"] += 1`,
+# and `adam_step` already updates the tensors of `"ms"` and `"vs"` in place) so that
+# calling `train_epoch` again continues where the previous epoch stopped. Using
+# `loss.backward()` is fine here; `torch.optim` and `torch.utils.data` are not: the
+# point is to use the pieces you built.
+
+# %% nbgrader={"grade_id": "train_epoch", "solution": true}
+def train_epoch(params, state, X, y, batch_size=64, lr=1e-3, generator=None):
+    """Train for one epoch: one Adam step per mini-batch.
+
+    For every batch ``(xb, yb)`` of ``get_batches(X, y, batch_size, shuffle=True,
+    generator=generator)``, in that order: ``loss = cross_entropy(forward(xb, *params), yb)``;
+    clear the gradients of the previous step (``p.grad = None`` or ``p.grad.zero_()``);
+    ``loss.backward()``; ``state["t"] += 1``; then
+    ``adam_step(params, state["ms"], state["vs"], state["t"], lr=lr)``.
+
+    Args:
+        params: sequence ``(W1, b1, W2, b2)`` of float32 leaf tensors with ``requires_grad=True``
+            (W1 [D, H], b1 [H], W2 [H, C], b2 [C]). Updated in place.
+        state: dict made by ``adam_state(params)``: ``"ms"`` and ``"vs"``, lists of tensors
+            shaped like ``params``, and ``"t"``, the int number of Adam steps taken so far.
+            Updated in place: after the call ``t`` has grown by the number of batches.
+        X: float32 [N, D] inputs; y: int64 [N] classes in ``[0, C)``. Not modified.
+        batch_size (int): samples per step; the last batch may be smaller.
+        lr (float): Adam's learning rate.
+        generator (torch.Generator or None): passed to ``get_batches`` to shuffle
+            (None: the global generator).
+
+    Returns:
+        list of ``num_batches(N, batch_size)`` Python floats: the loss of each step,
+        computed before that step's update, in the order of the steps.
+    """
+    ### BEGIN SOLUTION
+    losses = []
+    for xb, yb in get_batches(X, y, batch_size, shuffle=True, generator=generator):
+        loss = cross_entropy(forward(xb, *params), yb)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        state["t"] += 1
+        adam_step(params, state["ms"], state["vs"], state["t"], lr=lr)
+        losses.append(loss.item())
+    return losses
+    ### END SOLUTION
+
+
+# %% [markdown]
+# Try it on 2,000 training images before running the tests: the losses should fall from
+# about 2.3.
+
+# %%
+params = init_params(seed=0)
+state = adam_state(params)
+losses = train_epoch(params, state, X_train[:2000], y_train[:2000], batch_size=64,
+                     generator=torch.Generator().manual_seed(0))
+print(len(losses), "steps; t =", state["t"])
+print("first losses:", [round(v, 3) for v in losses[:4]], " last:", [round(v, 3) for v in losses[-4:]])
+
+# %% [markdown]
+# The tests run your loop and PyTorch's own (`nn.Sequential` with `torch.optim.Adam`,
+# in `grader.reference.train_losses`) on the very same batches, drawn from the same seed
+# by `torch.utils.data`'s samplers, and compare the losses step by step. The cell below
+# holds the helpers they share.
+
+# %% nbgrader={"grade_id": "loop_test_helpers", "locked": true}
+from contextlib import ExitStack
+
+
+def fresh(params):
+    """New leaf copies of params: the student's loop and PyTorch's start from the same values."""
+    return tuple(p.detach().clone().requires_grad_(True) for p in params)
+
+
+def new_state(params):
+    return {"ms": [torch.zeros_like(p) for p in params], "vs": [torch.zeros_like(p) for p in params], "t": 0}
+
+
+def mnist_subset(n, seed, split="test"):
+    """n MNIST images and labels, picked at random with a seeded generator."""
+    X, y = load_mnist(split)
+    idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:n]
+    return X[idx], y[idx]
+
+
+def batches_of(X, y, index_batches):
+    return [(X[i], y[i]) for i in index_batches]
+
+
+def no_library_loop(what):
+    """torch.optim and torch.utils.data are off limits while the student's loop runs."""
+    stack = ExitStack()
+    stack.enter_context(tripwire.forbid("optim", what))
+    stack.enter_context(tripwire.forbid("data", what))
+    return stack
+
+
+def assert_losses_match(got, want, name, atol, first_hint, later_hint, epoch_steps=None, next_epoch_hint=None):
+    """Step-by-step comparison of two loss lists; the message names the first step that differs.
+
+    With ``epoch_steps`` (steps per epoch), a difference that starts at a later epoch gets ``next_epoch_hint``.
+    """
+    if not isinstance(got, list):
+        raise checks.CheckFailed(f"{name}: expected a list of floats, got {type(got).__name__}"
+                                 + (" (did the function forget to `return`?)" if got is None else ""))
+    if len(got) != len(want):
+        raise checks.CheckFailed(f"{name}: expected {len(want)} losses (one per batch), got {len(got)}\n"
+                                 f"Hint: one step per batch of get_batches, the last batch included")
+    for k, value in enumerate(got):
+        if not isinstance(value, float):
+            raise checks.CheckFailed(f"{name}: loss {k} is a {type(value).__name__}, expected a Python float\n"
+                                     f"Hint: append loss.item()")
+    for k, (a, b) in enumerate(zip(got, want)):
+        if not abs(a - b) <= atol:
+            raise checks.CheckFailed(
+                f"{name}: the loss of step {k + 1} of {len(want)} is {a:.7f}, PyTorch's is {b:.7f} (difference "
+                f"{abs(a - b):.2e}, tolerance {atol:g})" + ("; the steps before it agree" if k else "")
+                + f"\nHint: {first_hint if k == 0 else next_epoch_hint if epoch_steps and k >= epoch_steps else later_hint}")
+
+
+ORDER_HINT = ("the first loss comes before any update, so it depends only on the batch: take the batches of "
+              "get_batches(X, y, batch_size, shuffle=True, generator=generator) in order, and record each loss "
+              "before updating")
+UPDATE_HINT = ("the first losses agree, so the batches are right and the updates are not: clear the gradients "
+               "before each backward (PyTorch adds into .grad), increment state['t'] before adam_step (it counts "
+               "from 1), and pass lr on")
+
+
+# %% nbgrader={"grade_id": "test_train_epoch_basic", "grade": true, "points": 2}
+# What one epoch returns and changes: a float per batch, t advanced, params updated in place, data untouched.
+X, y = mnist_subset(100, seed=1)
+X_before, y_before = X.clone(), y.clone()
+params = init_params(seed=0)
+start = [p.detach().clone() for p in params]
+state = new_state(params)
+with no_library_loop("train_epoch"):
+    losses = train_epoch(params, state, X, y, batch_size=32, lr=1e-3, generator=torch.Generator().manual_seed(0))
+assert isinstance(losses, list), f"train_epoch should return a list of floats, got {type(losses).__name__}"
+assert len(losses) == 4, f"100 samples in batches of 32 make 4 steps (32, 32, 32, 4); train_epoch returned {len(losses)} losses"
+assert all(isinstance(v, float) for v in losses), "each loss should be a Python float: append loss.item()"
+assert state["t"] == 4, f"after 4 steps from a fresh state, state['t'] should be 4, it is {state['t']}"
+for name, p, p0 in zip(["W1", "b1", "W2", "b2"], params, start):
+    assert not torch.equal(p.detach(), p0), f"{name} did not change: the step must update the tensors of params in place"
+    assert p.is_leaf and p.requires_grad, f"{name} is no longer a leaf with requires_grad=True: update it under no_grad"
+checks.assert_unchanged(X_before, X, "X")
+checks.assert_unchanged(y_before, y, "y")
+### BEGIN HIDDEN TESTS
+for n, batch_size, steps in [(1, 64, 1), (10, 3, 4), (64, 64, 1), (65, 64, 2), (7, 1, 7)]:
+    X, y = mnist_subset(n, seed=n)
+    params = init_params(seed=n, hidden=16)
+    state = new_state(params)
+    state["t"] = 5                              # continues from wherever t was
+    with no_library_loop("train_epoch"):
+        losses = train_epoch(params, state, X, y, batch_size=batch_size, lr=1e-3,
+                             generator=torch.Generator().manual_seed(n))
+    assert isinstance(losses, list) and len(losses) == steps, \
+        f"{n} samples in batches of {batch_size}: expected {steps} losses, got {losses!r}"
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses), f"losses must be finite floats: {losses}"
+    assert state["t"] == 5 + steps, f"state['t'] went from 5 to {state['t']} in {steps} steps; add 1 per step"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade_id": "test_train_epoch_first_step", "grade": true, "points": 2}
+# A one-batch epoch is a single step: its loss and the parameters after it, against nn.Sequential + torch.optim.Adam.
+# Loss tolerance 1e-5: both are float32 means of the same per-sample losses; they differ by a few roundings (1e-7).
+# Parameter tolerance lr / 50: where a gradient is as small as Adam's eps (1e-8), float32 rounding in the sums
+# changes the step itself, by a small fraction of lr; a wrong, skipped or doubled step is off by about lr.
+X, y = mnist_subset(64, seed=2)
+params = init_params(seed=1)
+start = fresh(params)
+with no_library_loop("train_epoch"):
+    losses = train_epoch(params, new_state(params), X, y, batch_size=64, lr=1e-3,
+                         generator=torch.Generator().manual_seed(0))
+want, want_params = reference.train_losses(start, batches_of(X, y, reference.index_batches(64, 64, torch.Generator().manual_seed(0))), lr=1e-3)
+assert_losses_match(losses, want, "train_epoch losses (one batch)", 1e-5, ORDER_HINT, UPDATE_HINT)
+for name, p, e in zip(["W1", "b1", "W2", "b2"], params, want_params):
+    checks.assert_close(p.detach(), e, f"{name} after one step", atol=1e-3 / 50,
+                        hint="the loss was right, so the update is off: t must be 1 on the first step, and lr passed on")
+### BEGIN HIDDEN TESTS
+for seed, n, lr, hidden in [(3, 32, 1e-2, 128), (4, 100, 3e-3, 32), (5, 1, 1e-3, 128)]:
+    X, y = mnist_subset(n, seed=seed)
+    params = init_params(seed=seed, hidden=hidden)
+    start = fresh(params)
+    with no_library_loop("train_epoch"):
+        losses = train_epoch(params, new_state(params), X, y, batch_size=n, lr=lr,
+                             generator=torch.Generator().manual_seed(seed))
+    want, want_params = reference.train_losses(start, batches_of(X, y, reference.index_batches(n, n, torch.Generator().manual_seed(seed))), lr=lr)
+    assert_losses_match(losses, want, f"train_epoch losses (one batch of {n}, lr={lr})", 1e-5, ORDER_HINT, UPDATE_HINT)
+    for name, p, e in zip(["W1", "b1", "W2", "b2"], params, want_params):
+        checks.assert_close(p.detach(), e, f"{name} after one step with lr={lr}", atol=lr / 50,
+                            hint="t must be 1 on the first step, and lr passed on to adam_step")
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade_id": "test_train_epoch_matches_torch", "grade": true, "points": 3}
+# A whole epoch, step by step, against nn.Sequential + torch.optim.Adam on the same batches (same seed).
+# Loss tolerance 1e-5 per step: over 8 to 16 steps the float32 differences between the two stay below 1e-6;
+# one wrong update changes the next loss by about 1e-3. Parameters: lr / 50, as in the cell above.
+X, y = mnist_subset(256, seed=3)
+params = init_params(seed=0)
+start = fresh(params)
+with no_library_loop("train_epoch"):
+    losses = train_epoch(params, new_state(params), X, y, batch_size=64, lr=1e-3,
+                         generator=torch.Generator().manual_seed(0))
+want, want_params = reference.train_losses(start, batches_of(X, y, reference.index_batches(256, 64, torch.Generator().manual_seed(0))), lr=1e-3)
+assert_losses_match(losses, want, "train_epoch losses (256 images, batches of 64)", 1e-5, ORDER_HINT, UPDATE_HINT)
+### BEGIN HIDDEN TESTS
+for name, p, e in zip(["W1", "b1", "W2", "b2"], params, want_params):
+    checks.assert_close(p.detach(), e, f"{name} after one epoch of 4 steps", atol=1e-3 / 50,
+                        hint="every batch's update must be applied, the last one included")
+for seed, n, batch_size, lr, split in [(1, 512, 64, 1e-3, "train"), (2, 300, 37, 3e-3, "test"),
+                                       (4, 512, 32, 1e-3, "train")]:
+    X, y = mnist_subset(n, seed=seed, split=split)
+    params = init_params(seed=seed)
+    start = fresh(params)
+    with no_library_loop("train_epoch"):
+        losses = train_epoch(params, new_state(params), X, y, batch_size=batch_size, lr=lr,
+                             generator=torch.Generator().manual_seed(seed))
+    want, want_params = reference.train_losses(start, batches_of(X, y, reference.index_batches(n, batch_size, torch.Generator().manual_seed(seed))), lr=lr)
+    assert_losses_match(losses, want, f"train_epoch losses ({n} images, batches of {batch_size}, lr={lr})", 1e-5,
+                        ORDER_HINT, UPDATE_HINT)
+    for name, p, e in zip(["W1", "b1", "W2", "b2"], params, want_params):
+        checks.assert_close(p.detach(), e, f"{name} after one epoch ({n} images, batches of {batch_size})",
+                            atol=lr / 50, hint="every batch's update must be applied, the last one included")
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade_id": "test_train_epoch_continues", "grade": true, "points": 2}
+# Two epochs in a row share one Adam state: the second continues the first (same tolerances as above).
+X, y = mnist_subset(128, seed=4)
+params = init_params(seed=2)
+start = fresh(params)
+state = new_state(params)
+with no_library_loop("train_epoch"):
+    losses = train_epoch(params, state, X, y, batch_size=32, lr=1e-3, generator=torch.Generator().manual_seed(0))
+    losses += train_epoch(params, state, X, y, batch_size=32, lr=1e-3, generator=torch.Generator().manual_seed(1))
+order = (reference.index_batches(128, 32, torch.Generator().manual_seed(0))
+         + reference.index_batches(128, 32, torch.Generator().manual_seed(1)))
+want, want_params = reference.train_losses(start, batches_of(X, y, order), lr=1e-3)
+assert state["t"] == 8, f"after two epochs of 4 steps state['t'] should be 8, it is {state['t']}"
+assert_losses_match(losses, want, "losses of two epochs with one state", 1e-5, ORDER_HINT, UPDATE_HINT, 4,
+                    "the first epoch agrees, the second does not: keep Adam's memory across calls (update "
+                    "state['ms'], state['vs'] and state['t'] in place, never reset them inside train_epoch)")
+### BEGIN HIDDEN TESTS
+# three epochs that share one generator: each draws the next permutation from it
+X, y = mnist_subset(200, seed=5, split="train")
+params = init_params(seed=6)
+start = fresh(params)
+state = new_state(params)
+g = torch.Generator().manual_seed(7)
+losses = []
+with no_library_loop("train_epoch"):
+    for _ in range(3):
+        losses += train_epoch(params, state, X, y, batch_size=50, lr=2e-3, generator=g)
+g = torch.Generator().manual_seed(7)
+order = [b for _ in range(3) for b in reference.epoch_index_batches(200, 50, g)]
+want, want_params = reference.train_losses(start, batches_of(X, y, order), lr=2e-3)
+assert state["t"] == 12, f"after three epochs of 4 steps state['t'] should be 12, it is {state['t']}"
+assert_losses_match(losses, want, "losses of three epochs sharing one generator and one state", 1e-5,
+                    "shuffle with the generator given (get_batches(..., generator=generator)), nothing else",
+                    UPDATE_HINT, 4, "the first epoch agrees, a later one does not: shuffle with the generator given "
+                    "(it moves on by one permutation per epoch) and keep Adam's memory across calls")
+for name, p, e in zip(["W1", "b1", "W2", "b2"], params, want_params):
+    checks.assert_close(p.detach(), e, f"{name} after three epochs", atol=2e-3 / 50)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2: `evaluate`
+#
+# The losses `train_epoch` returns are a poor report card: each was measured on one batch
+# of 64, at a moment when the weights were still moving, on images the network is
+# training on. To know how good the network *is*, measure it once, with fixed weights, on
+# data it never trained on: the 10,000 test images.
+#
+# Evaluation needs no gradients. Run it under `torch.no_grad()`: PyTorch then records no
+# graph, which saves the memory of every intermediate tensor (for 10,000 images, the
+# hidden layer alone is 5 MB) and the time to record it. The numbers are the same.
+#
+# Return the mean cross-entropy and the **accuracy**, the fraction of images whose
+# largest logit is the right digit, both as Python floats.
+
+# %% nbgrader={"grade_id": "evaluate", "solution": true}
+def evaluate(params, X, y):
+    """Loss and accuracy of the network on a whole data set, without recording gradients.
+
+    Args:
+        params: sequence ``(W1, b1, W2, b2)`` of float32 tensors. Not modified, and no
+            ``.grad`` is created or changed.
+        X: float32 [N, D], N >= 1; y: int64 [N] classes. Not modified.
+
+    Returns:
+        ``(loss, accuracy)``, two Python floats computed under ``torch.no_grad()`` in one
+        pass over all of X: ``loss`` is ``cross_entropy(forward(X, *params), y)`` (the mean
+        over the N samples) and ``accuracy`` is the fraction in [0, 1] of samples whose
+        largest logit is at the index ``y[i]``.
+    """
+    ### BEGIN SOLUTION
+    with torch.no_grad():
+        logits = forward(X, *params)
+        loss = cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(dim=1) == y).sum().item() / len(y)
+    return loss, accuracy
+    ### END SOLUTION
+
+
+# %%
+print("random network on the test set: loss %.4f, accuracy %.4f" % evaluate(init_params(seed=0), X_test, y_test))
+
+# %% [markdown]
+# An accuracy near chance, one in ten give or take: random weights favour some digits over
+# others, but know nothing about them. The tests compare with
+# `nn.Sequential` in evaluation mode under `torch.no_grad()` (`grader.reference.evaluate`).
+
+# %% nbgrader={"grade_id": "test_evaluate", "grade": true, "points": 3}
+# Loss tolerance 1e-5: the same float32 mean, summed in another order. Accuracy is compared as a count of samples,
+# exactly: the two compute the same logits to within 1e-6, far from any tie between the two largest.
+def check_evaluate(params, X, y, name):
+    before = [p.detach().clone() for p in params]
+    X_before, y_before = X.clone(), y.clone()
+    got = evaluate(params, X, y)
+    assert isinstance(got, tuple) and len(got) == 2, f"{name}: evaluate should return (loss, accuracy), got {got!r}"
+    loss, acc = got
+    assert isinstance(loss, float) and isinstance(acc, float), \
+        f"{name}: loss and accuracy should be Python floats (use .item()), got {type(loss).__name__} and {type(acc).__name__}"
+    want_loss, want_acc = reference.evaluate(params, X, y)
+    checks.assert_scalar(loss, want_loss, f"{name}: loss", atol=1e-5,
+                         hint="the mean cross-entropy over all of X, with the toolbox's cross_entropy")
+    assert 0.0 <= acc <= 1.0, f"{name}: accuracy {acc} is not a fraction in [0, 1] (a percentage?)"
+    n = len(y)
+    assert round(acc * n) == round(want_acc * n) and abs(acc * n - round(acc * n)) < 1e-3, (
+        f"{name}: accuracy {acc:.6f} = {acc * n:.2f} of {n} samples right; expected {round(want_acc * n)} of {n}. "
+        f"Compare the index of the largest logit (argmax over dim=1) with y")
+    for pname, p, b in zip(["W1", "b1", "W2", "b2"], params, before):
+        checks.assert_unchanged(b, p, f"{name}: {pname}")
+    checks.assert_unchanged(X_before, X, f"{name}: X")
+    checks.assert_unchanged(y_before, y, f"{name}: y")
+
+
+X, y = mnist_subset(500, seed=6)
+check_evaluate(init_params(seed=1), X, y, "evaluate on 500 test images, random network")
+### BEGIN HIDDEN TESTS
+trained = reference.train_losses(init_params(seed=2), batches_of(*mnist_subset(512, seed=8, split="train"),
+                                 reference.index_batches(512, 64, torch.Generator().manual_seed(0))), lr=3e-3)[1]
+trained = fresh(trained)
+check_evaluate(trained, X, y, "evaluate on 500 test images, trained network")
+check_evaluate(trained, load_mnist("test")[0], load_mnist("test")[1], "evaluate on all 10,000 test images")
+check_evaluate(list(trained), X, y, "evaluate with params given as a list")
+for i in range(6):                                          # batch of 1: accuracy 0 or 1
+    check_evaluate(trained, X[i:i + 1], y[i:i + 1], f"evaluate on the single image {i}")
+xs = torch.randn(3, 20, generator=torch.Generator().manual_seed(9))
+check_evaluate(init_params(seed=3, hidden=7, inputs=20, classes=4), xs, torch.tensor([0, 3, 1]),
+               "evaluate on a 20 -> 7 -> 4 network")
+for p in trained:
+    assert p.grad is None, "evaluate created a .grad: it must not call backward()"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade_id": "test_evaluate_no_grad", "grade": true, "points": 1}
+# evaluate must not record a graph: a probe watches every torch operation evaluate runs and notes those whose
+# result requires grad (part of a graph). Under torch.no_grad() there are none.
+from torch.overrides import TorchFunctionMode
+
+
+class RecordsGraph(TorchFunctionMode):
+    """Notes every torch call whose result would be part of an autograd graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        results = out if isinstance(out, (tuple, list)) else (out,)
+        if any(isinstance(r, torch.Tensor) and r.requires_grad for r in results):
+            self.calls.append(getattr(func, "__name__", str(func)))
+        return out
+
+
+def check_no_graph(params, X, y, name):
+    probe = RecordsGraph()
+    with probe:
+        evaluate(params, X, y)
+    assert not probe.calls, (f"{name}: evaluate recorded a graph (in {sorted(set(probe.calls))[:4]}): compute "
+                             f"under `with torch.no_grad():` so that no gradient bookkeeping is done")
+
+
+X, y = mnist_subset(50, seed=7)
+check_no_graph(init_params(seed=0), X, y, "evaluate on 50 images")
+### BEGIN HIDDEN TESTS
+check_no_graph(list(init_params(seed=1, hidden=9)), X[:1], y[:1], "evaluate on one image, params as a list")
+check_no_graph(fresh(init_params(seed=2)), load_mnist("test")[0][:3000], load_mnist("test")[1][:3000],
+               "evaluate on 3,000 images")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 3: `train`
+#
+# `train` runs whole epochs and keeps a diary. It creates, once, before the first epoch:
+#
+# * one `torch.Generator` seeded with `seed`, shared by all epochs: each epoch draws the
+#   next permutation from it, so the orders differ from epoch to epoch but the whole run is
+#   reproducible;
+# * one Adam state, `adam_state(params)`: Adam's running averages and its step counter
+#   carry on across epochs.
+#
+# After each epoch it evaluates on the test set, appends to the history, and calls
+# `callback(epoch, history)` if one was given, which is how the plots below redraw while
+# training runs.
+
+# %% nbgrader={"grade_id": "train", "solution": true}
+def train(params, X_train, y_train, X_test, y_test, epochs, batch_size=64, lr=1e-3, seed=0, callback=None):
+    """Train params in place with Adam for a number of epochs and return the history.
+
+    Before the first epoch: ``generator = torch.Generator().manual_seed(seed)`` and
+    ``state = adam_state(params)``, both created once. Then for each epoch ``1 .. epochs``:
+    ``train_epoch(params, state, X_train, y_train, batch_size, lr, generator)``, then
+    ``evaluate(params, X_test, y_test)``, then append to the history, then
+    ``callback(epoch, history)`` if ``callback`` is not None.
+
+    Args:
+        params: sequence ``(W1, b1, W2, b2)`` of float32 leaf tensors with
+            ``requires_grad=True``. Updated in place.
+        X_train: float32 [N, D], y_train: int64 [N]: trained on. Not modified.
+        X_test: float32 [M, D], y_test: int64 [M]: evaluated after each epoch. Not modified.
+        epochs (int): at least 1.
+        batch_size (int), lr (float): passed to ``train_epoch``.
+        seed (int): seeds the generator that shuffles every epoch.
+        callback: None, or a function called as ``callback(epoch, history)`` after each
+            epoch's entries are in the history (``epoch`` counts from 1).
+
+    Returns:
+        dict ``history`` of four lists of Python floats:
+            ``"train_loss"``: ``epochs`` entries, the mean of each epoch's step losses;
+            ``"test_loss"``, ``"test_acc"``: ``epochs`` entries, ``evaluate`` on the test set
+            after each epoch;
+            ``"step_losses"``: the losses of all steps of all epochs, in order
+            (``epochs * num_batches(N, batch_size)`` entries).
+    """
+    ### BEGIN SOLUTION
+    generator = torch.Generator().manual_seed(seed)
+    state = adam_state(params)
+    history = {"train_loss": [], "test_loss": [], "test_acc": [], "step_losses": []}
+    for epoch in range(1, epochs + 1):
+        losses = train_epoch(params, state, X_train, y_train, batch_size, lr, generator)
+        test_loss, test_acc = evaluate(params, X_test, y_test)
+        history["step_losses"].extend(losses)
+        history["train_loss"].append(sum(losses) / len(losses))
+        history["test_loss"].append(test_loss)
+        history["test_acc"].append(test_acc)
+        if callback is not None:
+            callback(epoch, history)
+    return history
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "test_train_history", "grade": true, "points": 2}
+# The history: its keys and lengths, the epoch means, the callback after every epoch, and a falling loss.
+X, y = mnist_subset(256, seed=10, split="train")
+Xt, yt = mnist_subset(200, seed=11)
+params = init_params(seed=0)
+calls = []
+with no_library_loop("train"):
+    history = train(params, X, y, Xt, yt, 3, batch_size=64, lr=1e-3, seed=0,
+                    callback=lambda epoch, h: calls.append((epoch, len(h["test_acc"]), len(h["step_losses"]))))
+assert isinstance(history, dict), f"train should return a dict, got {type(history).__name__}"
+keys = {"train_loss", "test_loss", "test_acc", "step_losses"}
+assert keys <= set(history), f"the history lacks {sorted(keys - set(history))}"
+for key, n in [("train_loss", 3), ("test_loss", 3), ("test_acc", 3), ("step_losses", 12)]:
+    assert isinstance(history[key], list) and len(history[key]) == n, \
+        f"history[{key!r}] should be a list of {n} entries, got {history[key]!r}"
+    assert all(isinstance(v, float) for v in history[key]), f"history[{key!r}] should hold Python floats"
+assert calls == [(1, 1, 4), (2, 2, 8), (3, 3, 12)], (
+    f"callback(epoch, history) should be called after each epoch, with epoch = 1, 2, 3 and that epoch already "
+    f"in the history; the calls saw (epoch, epochs recorded, steps recorded) = {calls}")
+for e in range(3):   # tolerance 1e-6: a mean of 4 floats
+    mean = sum(history["step_losses"][4 * e:4 * e + 4]) / 4
+    assert abs(history["train_loss"][e] - mean) < 1e-6, \
+        f"history['train_loss'][{e}] = {history['train_loss'][e]:.6f}, but that epoch's steps average {mean:.6f}"
+assert history["train_loss"][-1] < history["train_loss"][0], f"the training loss did not fall: {history['train_loss']}"
+### BEGIN HIDDEN TESTS
+X_before = X.clone()
+params = init_params(seed=1, hidden=32)
+start = [p.detach().clone() for p in params]
+with no_library_loop("train"):
+    h1 = train(params, X, y, Xt, yt, 1, batch_size=100, lr=1e-3, seed=3)
+assert len(h1["step_losses"]) == 3 and len(h1["test_acc"]) == 1, \
+    f"one epoch of 256 samples in batches of 100: expected 3 steps and 1 evaluation, got {h1}"
+assert all(not torch.equal(p.detach(), s) for p, s in zip(params, start)), "train must update params in place"
+checks.assert_unchanged(X_before, X, "X_train")
+# a larger learning rate on a tiny task: the epoch means fall
+Xs, ys = mnist_subset(128, seed=12, split="train")
+with no_library_loop("train"):
+    h2 = train(init_params(seed=2, hidden=32), Xs, ys, Xs, ys, 8, batch_size=32, lr=3e-3, seed=1)
+assert h2["train_loss"][-1] < 0.5 * h2["train_loss"][0], f"training loss should fall on a tiny task: {h2['train_loss']}"
+assert h2["test_acc"][-1] > h2["test_acc"][0], f"accuracy on the training images should rise: {h2['test_acc']}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade_id": "test_train_matches_torch", "grade": true, "points": 3}
+# Several epochs against nn.Sequential + torch.optim.Adam: one generator shuffles every epoch (epoch k uses its
+# k-th permutation, as reference.epoch_index_batches called once per epoch does) and Adam's state runs on.
+# Tolerances: losses 1e-5 per step; final test loss 1e-5; test accuracy within one sample (the weights differ
+# by float32 roundings, which could tip an image lying exactly on a decision boundary).
+def check_train(n, m, epochs, batch_size, lr, seed, hidden=128):
+    X, y = mnist_subset(n, seed=seed + 20, split="train")
+    Xt, yt = mnist_subset(m, seed=seed + 21)
+    params = init_params(seed=seed, hidden=hidden)
+    start = fresh(params)
+    with no_library_loop("train"):
+        history = train(params, X, y, Xt, yt, epochs, batch_size=batch_size, lr=lr, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    order = [b for _ in range(epochs) for b in reference.epoch_index_batches(n, batch_size, g)]
+    want, want_params = reference.train_losses(start, batches_of(X, y, order), lr=lr)
+    where = f"train({n} images, {epochs} epochs, batches of {batch_size}, lr={lr}, seed={seed})"
+    assert_losses_match(history["step_losses"], want, f"{where}: history['step_losses']", 1e-5,
+                        "create torch.Generator().manual_seed(seed) once and pass it to every train_epoch",
+                        UPDATE_HINT, (n + batch_size - 1) // batch_size,
+                        "the first epoch agrees, a later one does not: create one adam_state and one generator "
+                        "before the first epoch and hand the same two to every epoch (each epoch then draws the next "
+                        "permutation, and Adam's t keeps counting)")
+    want_loss, want_acc = reference.evaluate(want_params, Xt, yt)
+    checks.assert_scalar(history["test_loss"][-1], want_loss, f"{where}: history['test_loss'][-1]", atol=1e-5,
+                         hint="evaluate(params, X_test, y_test) after each epoch")
+    assert abs(history["test_acc"][-1] - want_acc) <= 1 / m + 1e-6, (
+        f"{where}: history['test_acc'][-1] = {history['test_acc'][-1]:.4f}, expected {want_acc:.4f}; "
+        f"evaluate on X_test, y_test after each epoch")
+
+
+check_train(n=256, m=200, epochs=2, batch_size=64, lr=1e-3, seed=0)
+### BEGIN HIDDEN TESTS
+torch.manual_seed(123)                      # must not matter: train shuffles with its own generator
+check_train(n=300, m=150, epochs=3, batch_size=45, lr=2e-3, seed=5, hidden=64)
+check_train(n=128, m=100, epochs=2, batch_size=128, lr=1e-3, seed=9)
+X, y = mnist_subset(128, seed=30, split="train")
+a = train(init_params(seed=0, hidden=16), X, y, X, y, 2, batch_size=32, seed=4)["step_losses"]
+b = train(init_params(seed=0, hidden=16), X, y, X, y, 2, batch_size=32, seed=4)["step_losses"]
+c = train(init_params(seed=0, hidden=16), X, y, X, y, 2, batch_size=32, seed=5)["step_losses"]
+assert a == b, "train is not reproducible: the same seed must give the same losses"
+assert a != c, "train ignores its seed: shuffle with torch.Generator().manual_seed(seed)"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Watch it learn: two spirals
+#
+# MNIST has 784 inputs, far too many to picture what the network is doing. So first the
+# same loop on a toy problem with **two** inputs: points in the plane, blue or orange,
+# lying on two interleaved spiral arms. No straight line separates them; the network must
+# bend its boundary around the arms.
+#
+# The network is the same kind, 2 → 128 → 2, created by `init_params(inputs=2,
+# classes=2)`, and your `train` trains it: 400 points (200 per arm) in batches of 64, for
+# 100 epochs, with Adam at a learning rate of 0.03 (a tiny network on a few points can
+# take larger steps than the MNIST one). The test points are 400 others drawn from the
+# same spirals. Five times during training the widget colours every point of the plane by
+# the class the network would give it (the black line is where both classes are equally
+# likely) and plots the losses. A network of ReLUs computes a function made of flat
+# pieces, so its boundary is made of straight segments; with 128 hidden units there are
+# enough of them to follow a spiral, and the test accuracy ends near 98 %.
+#
+# Then experiment with the sliders and the button. With 4 hidden units the boundary
+# cannot bend enough (about 75 %); a learning rate of 0.3 takes steps so large that the
+# network never settles into the arms (about 75 % too); at 0.0003 it is still far from
+# done after 100 epochs (about 60 %).
+
+# %%
+demo.spiral_widget(train, init_params, forward, hidden=128, lr=0.03, epochs=100)
+
+# %% [markdown]
+# ## The real thing: all of MNIST
+#
+# Now the network of the whole course, 784 → 128 → 10, on all 60,000 training images:
+# Adam with a learning rate of 0.001, batches of 64 (938 steps per epoch), for 8 epochs.
+# Then 2 more epochs with a learning rate ten times smaller, 0.0001, for a reason
+# explained below the plot. The bar counts epochs and the plot redraws after each one. An
+# epoch takes about 3 seconds on one free CPU core (longer on a busy machine); the cell
+# prints how long it took here.
+#
+# Each phase is one call of your `train`; the second continues from the weights the first
+# left (with a new Adam state and a new shuffling seed), and the two histories are
+# joined for the plot.
+
+# %%
+PHASES = [(8, 1e-3), (2, 1e-4)]                         # (epochs, learning rate)
+EPOCHS = sum(epochs for epochs, _ in PHASES)
+params = init_params(seed=0)
+live = demo.LiveHistory(EPOCHS, steps_per_epoch=num_batches(len(X_train), 64), marks=[(PHASES[0][0], "lr / 10")])
+bar = tqdm(total=EPOCHS, desc="training", unit="epoch")
+history = {"train_loss": [], "test_loss": [], "test_acc": [], "step_losses": []}
+
+
+def joined(phase_history):
+    """The earlier phases' history followed by the running phase's."""
+    return {key: history[key] + phase_history[key] for key in history}
+
+
+def show_progress(epoch, phase_history):
+    bar.update(1)
+    bar.set_postfix(test_acc=f"{phase_history['test_acc'][-1]:.2%}")
+    live.update(joined(phase_history))
+
+
+start = time.perf_counter()
+for phase, (epochs, lr) in enumerate(PHASES):
+    phase_history = train(params, X_train, y_train, X_test, y_test, epochs, batch_size=64, lr=lr, seed=phase,
+                          callback=show_progress)
+    history = joined(phase_history)
+seconds = time.perf_counter() - start
+bar.close()
+print(f"{EPOCHS} epochs in {seconds:.1f} s ({seconds / EPOCHS:.1f} s per epoch); "
+      f"test accuracy {history['test_acc'][-1]:.2%}, test loss {history['test_loss'][-1]:.4f}")
+
+# %% [markdown]
+# How to read the two panels:
+#
+# * The grey curve is the loss of each step, averaged over 50 steps. It is noisy because
+#   every step sees different images; the dots (the mean of each epoch) fall steadily.
+# * After the first epoch the test accuracy is already around 95–96 %; the later epochs
+#   add the last, hardest percentage points.
+# * With a constant learning rate the test accuracy stops rising after 5 or 6 epochs
+#   and wobbles by a few tenths of a percent from one epoch to the next: each step
+#   follows the gradient of a different batch of 64, so the weights keep jittering
+#   around a good point instead of settling on it. Ten times smaller steps shrink the
+#   jitter, and the last two epochs usually gain a few tenths of a percent. Lowering the
+#   learning rate as training goes on (a *schedule*) is standard practice.
+# * The training loss keeps falling while the test loss flattens out: the network starts
+#   to learn its training images by heart, and more epochs would widen the gap without
+#   helping the test accuracy much. That gap is **overfitting**.
+
+# %% [markdown]
+# The promise of this lesson, checked:
+
+# %%
+assert history["test_acc"][-1] >= 0.975, (
+    f"the trained network reaches {history['test_acc'][-1]:.2%} on the test set; 97.5% or more was expected")
+
+# %% [markdown]
+# ## What did it learn, and where does it fail?
+#
+# ### The confusion matrix
+#
+# Accuracy is one number. The **confusion matrix** splits it up: row `i`, column `j`
+# counts the test images of digit `i` that the network called `j`. The diagonal holds
+# the correct answers, everything else is a mistake, and the largest off-diagonal
+# entries show which digits the network finds alike.
+
+# %%
+with torch.no_grad():
+    probs = softmax(forward(X_test, *params))
+predicted = probs.argmax(dim=1)
+cm = demo.confusion_matrix(predicted, y_test)
+demo.show(demo.plot_confusion(cm))
+per_digit = cm.diag() / cm.sum(dim=1)
+print("accuracy per digit:", {d: f"{float(a):.1%}" for d, a in enumerate(per_digit)})
+print("most frequent mistakes (true -> predicted: count):",
+      ", ".join(f"{t} -> {p}: {n}" for t, p, n in demo.top_confusions(cm, k=5)))
+
+# %% [markdown]
+# The mistakes are not spread evenly: they gather on pairs of digits that share strokes,
+# such as a 7 written with a crossbar taken for a 2, or a 4 whose top is closed taken for
+# a 9.
+#
+# ### The most confident mistakes
+#
+# Among the wrongly classified test digits, here are those where the network gave its
+# (wrong) answer the highest probability.
+
+# %%
+worst = demo.confident_mistakes(probs, y_test, k=12)
+demo.show(demo.plot_mistakes(X_test, probs, y_test, worst))
+
+# %% [markdown]
+# Some of these you would get wrong too, and a few are arguably mislabelled. Notice the
+# probabilities: the network is often close to 100 % sure while wrong. A softmax output
+# says how much one class wins over the others *for this network*, not how likely the
+# answer is to be right.
+#
+# ### The first layer's weights
+#
+# Hidden unit `k` computes `relu(x @ W1[:, k] + b1[k])`: the dot product of the image with
+# column `k` of `W1`, a 784-number template that has the shape of an image. Drawn as
+# 28×28 pictures, red pixels push the unit up when they are ink, blue pixels push it down.
+
+# %%
+demo.show(demo.plot_weights(params[0]))
+
+# %% [markdown]
+# Few of these look like digits: each unit responds to a mix of strokes and blobs, and it
+# is the second layer that combines 128 of them into ten scores. Two kinds of leftovers
+# from lesson 01's random initialisation are visible:
+#
+# * **A frame of grainy noise** around many templates: 67 of the 784 pixels are blank in
+#   every one of the 60,000 training images (and more are blank in nearly all), so their
+#   gradient is always exactly zero and Adam never moves their weights.
+# * **A tile or two that is pure noise**: a hidden unit whose input `x @ W1[:, k] + b1[k]`
+#   became negative for every image early in training. ReLU's slope is 0 there, so no
+#   gradient reaches that unit's weights again: a "dead" unit, which simply stays as it
+#   was drawn.
+#
+# ## Exercise 4: `save_params` and `load_params`
+#
+# A trained network is just its four tensors, so saving it means writing them to a
+# file. `torch.save` writes any structure of tensors (here a dict from names to tensors)
+# and `torch.load` reads it back; that dict is exactly what `torch.nn` calls a
+# **state dict** (`model.state_dict()`), with other names.
+#
+# `load_params` must give back tensors the training loop can use again: leaves with
+# `requires_grad=True`. A missing file or a file without one of the four tensors should
+# fail with a message that says what is wrong, not deep inside `torch.load`.
+
+# %% nbgrader={"grade_id": "save_load", "solution": true}
+def save_params(params, path):
+    """Write the four tensors to ``path`` with ``torch.save``.
+
+    Args:
+        params: sequence ``(W1, b1, W2, b2)`` of tensors (any shapes). Not modified.
+        path: a ``str`` or ``pathlib.Path``; the file is created or overwritten.
+
+    The file holds ``torch.save`` of the dict ``{"W1": W1, "b1": b1, "W2": W2, "b2": b2}``
+    of detached copies (no gradients, no graph).
+    """
+    ### BEGIN SOLUTION
+    torch.save({name: p.detach().clone() for name, p in zip(["W1", "b1", "W2", "b2"], params)}, path)
+    ### END SOLUTION
+
+
+def load_params(path):
+    """Read the four tensors written by ``save_params``.
+
+    Args:
+        path: a ``str`` or ``pathlib.Path``.
+
+    Returns:
+        tuple ``(W1, b1, W2, b2)`` equal to the saved tensors (same shapes, dtypes and
+        values), each a leaf tensor with ``requires_grad=True``.
+
+    Raises:
+        FileNotFoundError: if there is no file at ``path`` (the message names the path).
+        KeyError: if the file lacks one of ``"W1"``, ``"b1"``, ``"W2"``, ``"b2"`` (the
+            message names the missing key).
+    """
+    ### BEGIN SOLUTION
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved parameters at {path}: run save_params first")
+    saved = torch.load(path)
+    missing = [name for name in ["W1", "b1", "W2", "b2"] if name not in saved]
+    if missing:
+        raise KeyError(f"{path} holds no tensor named {', '.join(missing)}; save_params writes W1, b1, W2 and b2")
+    return tuple(saved[name].detach().clone().requires_grad_(True) for name in ["W1", "b1", "W2", "b2"])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "test_save_load", "grade": true, "points": 2}
+# A round trip is exact, gives leaves that require grad, and the file holds the documented dict.
+with tempfile.TemporaryDirectory() as folder:
+    original = init_params(seed=4)
+    path = Path(folder) / "params.pt"
+    save_params(original, path)
+    loaded = load_params(path)
+    assert isinstance(loaded, (tuple, list)) and len(loaded) == 4, f"load_params should return (W1, b1, W2, b2), got {type(loaded).__name__}"
+    for name, a, e in zip(["W1", "b1", "W2", "b2"], loaded, original):
+        checks.assert_equal(a, e.detach(), f"load_params(...)[{name}]", hint="save and load the four tensors in the order W1, b1, W2, b2")
+        assert a.is_leaf and a.requires_grad, f"load_params(...)[{name}] must be a leaf with requires_grad=True, ready to train"
+### BEGIN HIDDEN TESTS
+    original = tuple(p.detach().clone().requires_grad_(True) for p in init_params(seed=5, hidden=5, inputs=3, classes=2))
+    with torch.no_grad():
+        original[1].add_(0.25)
+        original[3].sub_(1.5)
+    before = [p.detach().clone() for p in original]
+    for target in [str(Path(folder) / "small.pt"), Path(folder) / "small.pt"]:   # a str and a Path, overwritten
+        save_params(original, target)
+        loaded = load_params(target)
+        for name, a, e in zip(["W1", "b1", "W2", "b2"], loaded, before):
+            checks.assert_equal(a, e, f"load_params(...)[{name}] of a 3 -> 5 -> 2 network")
+            assert a.is_leaf and a.requires_grad and a.grad is None, f"load_params(...)[{name}]: not a fresh leaf"
+    for name, p, b in zip(["W1", "b1", "W2", "b2"], original, before):
+        checks.assert_unchanged(b, p, f"save_params: {name}")
+    saved = torch.load(Path(folder) / "small.pt")
+    assert isinstance(saved, dict) and set(saved) >= {"W1", "b1", "W2", "b2"}, \
+        f"the file should hold the dict {{'W1': ..., 'b1': ..., 'W2': ..., 'b2': ...}}, it holds {type(saved).__name__}"
+    for name, e in zip(["W1", "b1", "W2", "b2"], before):
+        checks.assert_equal(saved[name].detach(), e, f"the file's {name!r}")
+    # training goes on from loaded parameters
+    W1, b1, W2, b2 = loaded
+    cross_entropy(forward(torch.ones(2, 3), W1, b1, W2, b2), torch.tensor([0, 1])).backward()
+    assert W1.grad is not None and W1.grad.shape == W1.shape, "the loaded tensors should receive gradients"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade_id": "test_load_errors", "grade": true, "points": 1}
+# A missing file and a file that lacks a tensor give clear errors.
+with tempfile.TemporaryDirectory() as folder:
+    missing = Path(folder) / "no_such_file.pt"
+    try:
+        load_params(missing)
+    except FileNotFoundError as err:
+        assert "no_such_file.pt" in str(err), f"the FileNotFoundError should name the path; its message is: {err}"
+    else:
+        raise AssertionError("load_params of a missing file should raise FileNotFoundError")
+### BEGIN HIDDEN TESTS
+    W1, b1, W2, b2 = init_params(seed=0, hidden=4)
+    for absent in ["W1", "b2"]:
+        partial = {k: v.detach() for k, v in {"W1": W1, "b1": b1, "W2": W2, "b2": b2}.items() if k != absent}
+        torch.save(partial, Path(folder) / "partial.pt")
+        try:
+            load_params(Path(folder) / "partial.pt")
+        except KeyError as err:
+            assert absent in str(err), f"the KeyError for a file without {absent!r} should name it; it says: {err}"
+        else:
+            raise AssertionError(f"load_params of a file without {absent!r} should raise KeyError")
+    try:
+        load_params(str(missing))
+    except FileNotFoundError as err:
+        assert "no_such_file.pt" in str(err), f"the FileNotFoundError should name the path; its message is: {err}"
+    else:
+        raise AssertionError("load_params of a missing file (path given as a str) should raise FileNotFoundError")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Now save the trained network next to this notebook. Lessons 08 and 10 load
+# `mnist_mlp.pt` (and train again if it is not there). Reloading it must give back the
+# very same network: the same test loss and accuracy.
+
+# %%
+save_params(params, "mnist_mlp.pt")
+reloaded = load_params("mnist_mlp.pt")
+print(f"saved {Path('mnist_mlp.pt').stat().st_size:,} bytes (101,770 float32 values = 407,080 bytes, plus names)")
+print("trained:  loss %.6f, accuracy %.4f" % evaluate(params, X_test, y_test))
+print("reloaded: loss %.6f, accuracy %.4f" % evaluate(reloaded, X_test, y_test))
+
+# %% [markdown]
+# ## Check yourself
+#
+# No points, just immediate feedback.
+
+# %%
+quiz([
+    Question("What goes wrong if the loop never clears the gradients?",
+             ["Nothing: backward() overwrites .grad",
+              "Each backward() adds to the old .grad, so every update follows the sum of all gradients so far",
+              "PyTorch raises an error on the second backward()"],
+             answer=1,
+             explanation="backward() accumulates into .grad (so that a tensor used twice gets both contributions). "
+                         "Set p.grad = None or call p.grad.zero_() before each backward()."),
+    Question("Why record <code>loss.item()</code> rather than <code>loss</code> in the list of losses?",
+             ["loss.item() is more precise",
+              "A loss tensor stays attached to the graph that computed it; a list of them keeps every step's "
+              "graph reachable, while .item() is a plain float",
+              "Lists cannot hold tensors"],
+             answer=1,
+             explanation="Each loss still refers to the graph that produced it. .item() copies out the number "
+                         "(and on a GPU waits for it)."),
+    Question("Why run <code>evaluate</code> under <code>torch.no_grad()</code>?",
+             ["It makes the accuracy higher",
+              "Without it the weights would be updated",
+              "No gradient is needed, so PyTorch need not record a graph: less memory and time, the same numbers"],
+             answer=2,
+             explanation="no_grad only switches off the recording of operations; the values computed are identical."),
+    Question("The loss of single steps jumps up and down even late in training. Why?",
+             ["The network forgets after each step what it learned in the step before",
+              "Each step is measured on a different batch of 64 images, some harder than others",
+              "The test set is too small"],
+             answer=1,
+             explanation="A batch is a small random sample; its loss varies around the epoch's mean, which is "
+                         "what falls smoothly."),
+    Question("Why report the accuracy on the 10,000 test images rather than on the training images?",
+             ["The test images are easier",
+              "The network could do well on images it has learned by heart; only unseen images show how well it "
+              "generalises",
+              "Evaluating on 60,000 images would take too long"],
+             answer=1,
+             explanation="As training goes on, training loss keeps falling while test loss levels off: the gap is "
+                         "overfitting, visible only on data the network never trained on."),
+])
