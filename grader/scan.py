@@ -152,6 +152,19 @@ class _Scanner(ast.NodeVisitor):
         elif name in BUILTIN_NAMES:
             self.flag(node, f"rebinds the built-in {name!r} for the whole notebook, tests included")
 
+    def _aliases_protected(self, value: ast.AST) -> bool:
+        """``t = torch.nn``, ``ip = get_ipython()``, ``m = importlib.import_module(...)``: the name stands
+        for a protected object. (``x = torch.randn(3)`` is a new tensor, not an alias.)"""
+        if isinstance(value, (ast.Name, ast.Attribute, ast.Subscript)):
+            return self._is_protected(value)
+        if isinstance(value, ast.Call):
+            func = value.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in {"get_ipython", "import_module", "getattr", "__import__", "get", "reload"}:
+                return name == "get_ipython" or self._is_protected(func) or any(
+                    self._is_protected(a) for a in value.args[:1])
+        return False
+
     def visit_Attribute(self, node):
         if node.attr in DUNDER_ESCAPES or (node.attr in DUNDER_ON_PROTECTED and self._is_protected(node)):
             self.flag(node, f"uses {_dotted(node)}, a way around the names the tests rely on")
@@ -160,7 +173,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_Assign(self, node):
         for t in node.targets:
             self._target(t, node, "assigns to")
-        if self._is_protected(node.value):          # an alias of a protected object is protected too
+        if self._aliases_protected(node.value):     # an alias of a protected object is protected too
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     self.protected.add(t.id)
