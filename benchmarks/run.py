@@ -125,17 +125,26 @@ def throughput(repeats: int) -> dict:
 # --- accuracy --------------------------------------------------------------------------------
 
 def accuracy() -> dict:
-    """Lesson 07's recipe, with its own train and evaluate, on all of MNIST."""
+    """Lesson 07's recipe (its PHASES of epochs and learning rates), with its own train and evaluate."""
+    import ast
+    import re
+
+    import nbformat
+
     ns = load("07_loop", _loop_cells())
+    nb = nbformat.read(ROOT / "source" / "07_loop" / "07_loop.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    phases = ast.literal_eval(re.search(r"^PHASES = (\[.*?\])", text, re.M).group(1))
     X, y = load_mnist("train")
     Xt, yt = load_mnist("test")
     params = list(ns["init_params"](seed=0))
-    epochs = ns.get("EPOCHS", 5)
     start = time.perf_counter()
-    ns["train"](params, X, y, Xt, yt, epochs=epochs, batch_size=BATCH, lr=LR, seed=0)
+    for phase, (epochs, lr) in enumerate(phases):
+        ns["train"](params, X, y, Xt, yt, epochs, batch_size=BATCH, lr=lr, seed=phase)
     seconds = time.perf_counter() - start
     loss, acc = ns["evaluate"](params, Xt, yt)
-    return {"epochs": epochs, "test_accuracy": acc, "test_loss": loss, "seconds": seconds}
+    return {"phases": phases, "epochs": sum(e for e, _ in phases), "test_accuracy": acc, "test_loss": loss,
+            "seconds": seconds}
 
 
 def _loop_cells() -> list[str]:
@@ -227,9 +236,10 @@ def table(results: dict) -> str:
     g = results.get("grading")
     if g:
         lines.append("\nautograde, one student (s): " + ", ".join(f"{k} {v:.1f}" for k, v in g["per_lesson"].items()))
+        many = g[f"class_seconds_{g['cores']}_workers"]
         lines.append(f"class of {g['class_size']} on {len(g['per_lesson'])} lesson(s): "
                      f"1 worker {g['class_seconds_1_workers']:.0f} s, {g['cores']} workers "
-                     f"{g[f'class_seconds_{g[\"cores\"]}_workers']:.0f} s, speed-up {g['speed_up']:.2f}x")
+                     f"{many:.0f} s, speed-up {g['speed_up']:.2f}x")
     c = results.get("gpu")
     if c:
         lines.append("\nGPU: " + (c.get("skipped") or f"{c['device']}: epoch {c['cuda_epoch']['median']:.3f} s vs "
