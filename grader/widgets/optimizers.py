@@ -15,6 +15,7 @@ Nothing here waits for a click: the widget draws its first picture at once.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ def _check_race_args(lr: float, mu: float, steps: int, start, adam_lr: float) ->
     return x0, y0
 
 
-def race(lr: float = 0.4, mu: float = 0.9, steps: int = 60, start: Sequence[float] = (-9.0, 2.0),
+def race(lr: float = 0.45, mu: float = 0.6, steps: int = 60, start: Sequence[float] = (-9.0, 2.0),
          adam_lr: float = 0.3) -> dict[str, np.ndarray]:
     """Run SGD, SGD with momentum and Adam from ``start`` on :func:`valley`; return their paths.
 
@@ -126,8 +127,8 @@ def _draw_paths(ax, paths: dict[str, np.ndarray]) -> None:
 
 def _draw_losses(ax, paths: dict[str, np.ndarray]) -> None:
     for name, loss in race_losses(paths).items():
-        last = loss[np.isfinite(loss)][-1]
-        label = f"{name}: {last:.2g}" if np.isfinite(loss[-1]) else f"{name}: diverged"
+        diverged = not np.isfinite(loss[-1]) or loss[-1] > loss[0]
+        label = f"{name}: diverged" if diverged else f"{name}: {loss[-1]:.2g}"
         ax.semilogy(np.arange(len(loss)), np.maximum(loss, 1e-12), color=COLOURS.get(name), label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (log scale)")
@@ -155,7 +156,7 @@ def plot_race_losses(paths: dict[str, np.ndarray] | None = None):
     return fig
 
 
-def race_png(lr: float = 0.4, mu: float = 0.9, steps: int = 60, adam_lr: float = 0.3,
+def race_png(lr: float = 0.45, mu: float = 0.6, steps: int = 60, adam_lr: float = 0.3,
              start: Sequence[float] = (-9.0, 2.0)) -> bytes:
     """The widget's picture as PNG bytes: the paths on the left, the losses on the right."""
     paths = race(lr=lr, mu=mu, steps=steps, start=start, adam_lr=adam_lr)
@@ -171,7 +172,7 @@ def race_png(lr: float = 0.4, mu: float = 0.9, steps: int = 60, adam_lr: float =
     return buffer.getvalue()
 
 
-def race_widget(lr: float = 0.4, mu: float = 0.9, steps: int = 60, adam_lr: float = 0.3) -> w.VBox:
+def race_widget(lr: float = 0.45, mu: float = 0.6, steps: int = 60, adam_lr: float = 0.3) -> w.VBox:
     """Sliders for the learning rates, the momentum and the number of steps over the race's picture."""
     style = {"description_width": "initial"}
     sliders = {
@@ -196,7 +197,7 @@ def race_widget(lr: float = 0.4, mu: float = 0.9, steps: int = 60, adam_lr: floa
 
 # --- Adam's bias correction -----------------------------------------------------------------
 
-def plot_bias_correction(betas: tuple[float, float] = (0.9, 0.999), steps: int = 300):
+def plot_bias_correction(betas: tuple[float, float] = (0.9, 0.999), steps: int = 3000):
     """What a running average that starts at 0 holds after t steps of a constant gradient 1: ``1 - beta**t``.
 
     Left: the two averages (m with beta1, v with beta2) against the truth, 1. Right: the size
@@ -205,16 +206,16 @@ def plot_bias_correction(betas: tuple[float, float] = (0.9, 0.999), steps: int =
     t = np.arange(1, steps + 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.3))
     for beta, name, colour in ((betas[0], "m", "#1f77b4"), (betas[1], "v", "#9467bd")):
-        left.plot(t, 1 - beta ** t, color=colour, label=f"{name}: 1 - {beta}**t")
+        left.semilogx(t, 1 - beta ** t, color=colour, label=f"{name}: 1 - {beta}**t")
     left.axhline(1, color="black", linewidth=0.8, linestyle="--")
-    left.set_xlabel("step t")
+    left.set_xlabel("step t (log scale)")
     left.set_ylabel("running average / true value")
     left.set_title("an average started at 0 is too small at first", fontsize=10)
     left.legend(fontsize=8)
     raw = (1 - betas[0] ** t) / np.sqrt(1 - betas[1] ** t)
-    right.plot(t, raw, color="#d62728", label="m / sqrt(v), uncorrected")
+    right.semilogx(t, raw, color="#d62728", label="m / sqrt(v), uncorrected")
     right.plot(t, np.ones_like(t, dtype=float), color="#12897f", label="m_hat / sqrt(v_hat), corrected")
-    right.set_xlabel("step t")
+    right.set_xlabel("step t (log scale)")
     right.set_ylabel("step size / lr")
     right.set_title("constant gradient: size of each step", fontsize=10)
     right.legend(fontsize=8)
@@ -287,13 +288,16 @@ def problem(kind: str = "quadratic", seed: int = 0, *, shapes: Sequence[Sequence
 
 
 def relative_difference(actual: torch.Tensor, expected: torch.Tensor, floor: float = 1.0) -> float:
-    """``max |actual - expected| / max(floor, max |expected|)``, in float64; inf for NaN, inf or a wrong shape."""
-    if not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(expected.shape):
+    """``max |actual - expected| / max(floor, max |expected|)``; inf for NaN, inf or a wrong shape or dtype."""
+    if (not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(expected.shape)
+            or actual.dtype != expected.dtype):
         return math.inf
     if expected.numel() == 0:
         return 0.0
-    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
-    diff = torch.nan_to_num((a - e).abs(), nan=math.inf).max().item()
+    a, e = actual.detach(), expected.detach()
+    diff = (a - e).abs().max().item()
+    if diff != diff:                                        # NaN
+        return math.inf
     return diff / max(floor, e.abs().max().item())
 
 
@@ -309,7 +313,8 @@ class SideBySide:
     ``param_diffs[k - 1]`` is the largest :func:`relative_difference` over the parameters after
     step ``k`` (floor 1: relative to the larger of 1 and the tensor's largest value);
     ``state_diffs[k - 1]`` the same for the optimizer's state (velocities, or ms and vs),
-    relative to the tensor's largest value. ``where`` says which tensor was worst at each step.
+    relative to the largest value that state holds over all the parameters. ``where`` says which
+    tensor was worst at each step.
     """
     kind: str
     name: str
@@ -342,18 +347,46 @@ class SideBySide:
         if first is None:
             return f"{self.name}: every step within {tol:g}"
         worst = max(range(len(diffs)), key=lambda k: diffs[k] if diffs[k] == diffs[k] else math.inf)
-        what = "optimizer state" if state else "parameters"
+        what = "optimizer state differs" if state else "parameters differ"
         hyper = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
-        message = (f"{self.name}({hyper}): the {what} differ from {TORCH_NAMES[self.kind]} fed the same gradients. "
+        message = (f"{self.name}({hyper}): the {what} from {TORCH_NAMES[self.kind]} fed the same gradients. "
                    f"First step beyond the tolerance {tol:g}: step {first} of {self.steps} "
                    f"({where[first - 1]}, relative difference {diffs[first - 1]:.3g}); largest difference "
                    f"{diffs[worst]:.3g} at step {worst + 1} ({where[worst]}).")
+        if diffs[first - 1] == math.inf:
+            message += (" At that step a value was NaN or infinite (or a tensor changed shape or dtype): a division by "
+                        "zero, such as 1 - beta**t with t = 0?")
         if self.did_not_move and not state:
             message += (" After the first step the parameters still held their starting values: "
                         "was the update applied to a copy (p = p - ...) instead of in place (p -= ...)?")
         if hint:
             message += f"\nHint: {hint}"
         return message
+
+
+def _record_step(record: SideBySide, k: int, ps: list, start: list, state: dict, expected) -> None:
+    """Append step ``k``'s largest differences (parameters, then state) to ``record``."""
+    want_params, want_states = expected
+    diffs = [relative_difference(a, e) for a, e in zip(ps, want_params)]
+    i = max(range(len(diffs)), key=lambda j: diffs[j])
+    record.param_diffs.append(diffs[i])
+    record.where.append(f"params[{i}] of shape {list(want_params[i].shape)}")
+    if k == 1 and all(isinstance(a, torch.Tensor) and a.shape == s.shape and torch.equal(a.detach(), s)
+                      for a, s in zip(ps, start)):
+        record.did_not_move = not all(torch.equal(s, e) for s, e in zip(start, want_params))
+    worst, worst_where = 0.0, "-"
+    for label, key in STATE_NAMES[record.kind]:
+        pairs = [(i, mine, theirs[key]) for i, (mine, theirs) in enumerate(zip(state[label], want_states))
+                 if key in theirs]
+        if not pairs:
+            continue
+        size = max(e.detach().abs().max().item() if e.numel() else 0.0 for _, _, e in pairs)
+        for i, mine, theirs in pairs:
+            d = relative_difference(mine, theirs, floor=size if size > 0 else 1.0)
+            if not d <= worst:
+                worst, worst_where = d, f"{label}[{i}] of shape {list(theirs.shape)}"
+    record.state_diffs.append(worst)
+    record.state_where.append(worst_where)
 
 
 def side_by_side(kind: str, step_fn: Callable, params: Sequence[torch.Tensor], grad_fn: GradFn, steps: int,
@@ -387,39 +420,18 @@ def side_by_side(kind: str, step_fn: Callable, params: Sequence[torch.Tensor], g
     start = [p.detach().clone() for p in params]
     ps = [p.detach().clone().requires_grad_(True) for p in params]
     state = {label: [torch.zeros_like(p) for p in start] for label, _ in STATE_NAMES[kind]}
-    for k in range(1, steps + 1):
-        grads = grad_fn(k, [p.detach() for p in ps])
-        for p, g in zip(ps, grads):
-            p.grad = g.detach().clone()
-        if kind == "sgd":
-            args = (ps, hyper["lr"])
-        elif kind == "momentum":
-            args = (ps, state["velocities"], hyper["lr"], hyper["mu"])
-        else:
-            args = (ps, state["ms"], state["vs"], k, hyper["lr"], hyper["betas"], hyper["eps"])
-        if forbid:
-            with tripwire.forbid("optim", what=name):
-                step_fn(*args)
-        else:
-            step_fn(*args)
-        want_params, want_states = expected[k - 1]
-        diffs = [relative_difference(a, e) for a, e in zip(ps, want_params)]
-        i = max(range(len(diffs)), key=lambda j: diffs[j] if diffs[j] == diffs[j] else math.inf)
-        record.param_diffs.append(diffs[i])
-        record.where.append(f"params[{i}] of shape {list(want_params[i].shape)}")
-        if k == 1 and all(isinstance(a, torch.Tensor) and a.shape == s.shape and torch.equal(a.detach(), s)
-                          for a, s in zip(ps, start)):
-            record.did_not_move = not all(torch.equal(s, e) for s, e in zip(start, want_params))
-        worst, worst_where = 0.0, "-"
-        for label, key in STATE_NAMES[kind]:
-            for i, (mine, theirs) in enumerate(zip(state[label], want_states)):
-                if key not in theirs:
-                    continue
-                d = relative_difference(mine, theirs[key], floor=1e-30)
-                if not d <= worst:
-                    worst, worst_where = d, f"{label}[{i}] of shape {list(theirs[key].shape)}"
-        record.state_diffs.append(worst)
-        record.state_where.append(worst_where)
+    with (tripwire.forbid("optim", what=name) if forbid else contextlib.nullcontext()):
+        for k in range(1, steps + 1):
+            grads = grad_fn(k, [p.detach() for p in ps])
+            for p, g in zip(ps, grads):
+                p.grad = g.detach().clone()
+            if kind == "sgd":
+                step_fn(ps, hyper["lr"])
+            elif kind == "momentum":
+                step_fn(ps, state["velocities"], hyper["lr"], hyper["mu"])
+            else:
+                step_fn(ps, state["ms"], state["vs"], k, hyper["lr"], hyper["betas"], hyper["eps"])
+            _record_step(record, k, ps, start, state, expected[k - 1])
     return record
 
 
@@ -428,10 +440,12 @@ def plot_side_by_side(records: Sequence[SideBySide], tol: float = 1e-6):
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for rec in records:
         ys = np.maximum(np.array(rec.param_diffs, dtype=float), 1e-12)
-        ax.semilogy(np.arange(1, rec.steps + 1), ys, label=f"{rec.name} vs {TORCH_NAMES[rec.kind]}",
-                    color=COLOURS.get({"sgd": "SGD", "momentum": "momentum", "adam": "Adam"}[rec.kind]))
+        same = " (identical)" if max(rec.param_diffs, default=0.0) == 0 else ""
+        ax.semilogy(np.arange(1, rec.steps + 1), ys, label=f"{rec.name} vs {TORCH_NAMES[rec.kind]}{same}",
+                    color=COLOURS.get({"sgd": "SGD", "momentum": "momentum", "adam": "Adam"}[rec.kind]),
+                    linewidth=2.5 if same else 1.5)
     ax.axhline(tol, color="black", linestyle="--", linewidth=0.8, label=f"tolerance {tol:g}")
-    ax.set_ylim(1e-12, 1)
+    ax.set_ylim(3e-13, 1)
     ax.set_xlabel("step")
     ax.set_ylabel("largest relative difference")
     ax.set_title("your optimizers beside torch.optim, same gradients", fontsize=10)
