@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmarks.solutions import ROOT, load
+from benchmarks.solutions import ROOT, load, solution_cells
 from grader.data import load_mnist
 from grader.widgets.gpu import epoch_flops
 
@@ -131,7 +131,7 @@ def accuracy() -> dict:
 
     import nbformat
 
-    ns = load("07_loop", _loop_cells())
+    ns = load("07_loop", solution_cells("07_loop"))
     nb = nbformat.read(ROOT / "source" / "07_loop" / "07_loop.ipynb", as_version=4)
     text = "\n".join(c.source for c in nb.cells)
     phases = ast.literal_eval(re.search(r"^PHASES = (\[.*?\])", text, re.M).group(1))
@@ -145,17 +145,6 @@ def accuracy() -> dict:
     loss, acc = ns["evaluate"](params, Xt, yt)
     return {"phases": phases, "epochs": sum(e for e, _ in phases), "test_accuracy": acc, "test_loss": loss,
             "seconds": seconds}
-
-
-def _loop_cells() -> list[str]:
-    from benchmarks.solutions import solution_cells
-    import nbformat
-
-    nb = nbformat.read(ROOT / "source" / "07_loop" / "07_loop.ipynb", as_version=4)
-    locked = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-              if c.metadata.get("nbgrader", {}).get("locked") and not c.metadata["nbgrader"].get("grade")
-              and c.metadata["nbgrader"]["grade_id"] != "setup"]
-    return locked + solution_cells("07_loop")
 
 
 # --- notebooks and grading -----------------------------------------------------------------------

@@ -14,15 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load(lesson: str, grade_ids: list[str], root: Path = ROOT) -> dict:
-    """Namespace after running ``lesson``'s setup cell and its solution cells ``grade_ids``, in order."""
+    """Namespace after running, in notebook order, ``lesson``'s locked code cells (setup and the
+    given helpers the solutions call) and its solution cells ``grade_ids``."""
     nb = nbformat.read(root / "source" / lesson / f"{lesson}.ipynb", as_version=4)
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-    missing = [g for g in ["setup", *grade_ids] if g not in by_id]
+    cells = [(c.metadata.get("nbgrader", {}), c) for c in nb.cells if c.cell_type == "code"]
+    missing = set(grade_ids) - {m.get("grade_id") for m, _ in cells}
     if missing:
-        raise KeyError(f"{lesson} has no cell(s) {missing}")
+        raise KeyError(f"{lesson} has no cell(s) {sorted(missing)}")
     namespace: dict = {"__name__": f"solutions_{lesson}"}
-    for grade_id in ["setup", *grade_ids]:
-        exec(compile(by_id[grade_id].source, f"{lesson}:{grade_id}", "exec"), namespace)
+    for meta, cell in cells:
+        wanted = meta.get("grade_id") in grade_ids or (meta.get("locked") and not meta.get("grade"))
+        if wanted:
+            exec(compile(cell.source, f"{lesson}:{meta['grade_id']}", "exec"), namespace)
     return namespace
 
 
