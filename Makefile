@@ -36,5 +36,11 @@ bench: venv
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# JupyterLab and the exported web page in headless Chromium (Debian's package; Playwright's own
+# browser download does not work offline).
+browser: venv
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pytest -o addopts=-ra tests/test_browser.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf submitted autograded feedback gradebook.db .pytest_cache
