@@ -123,23 +123,7 @@ def optimizer_trajectory(kind: str, params: Sequence[torch.Tensor], grad_fn: Cal
             so that the caller can feed the very same gradients to a hand-written optimizer.
         hyper: ``lr`` and, for momentum, ``mu``; for Adam ``betas`` and ``eps``.
     """
-    ps = [p.detach().clone().requires_grad_(True) for p in params]
-    if kind == "sgd":
-        opt = torch.optim.SGD(ps, lr=hyper["lr"])
-    elif kind == "momentum":
-        opt = torch.optim.SGD(ps, lr=hyper["lr"], momentum=hyper.get("mu", 0.9))
-    elif kind == "adam":
-        opt = torch.optim.Adam(ps, lr=hyper.get("lr", 1e-3), betas=hyper.get("betas", (0.9, 0.999)),
-                               eps=hyper.get("eps", 1e-8))
-    else:
-        raise ValueError(f"kind must be 'sgd', 'momentum' or 'adam', got {kind!r}")
-    out = []
-    for step in range(1, steps + 1):
-        for p, g in zip(ps, grad_fn(step, [q.detach() for q in ps])):
-            p.grad = g.detach().clone()
-        opt.step()
-        out.append([p.detach().clone() for p in ps])
-    return out
+    return [after for after, _ in optimizer_run(kind, params, grad_fn, steps, **hyper)]
 
 
 # --- 06 batching -------------------------------------------------------------------------
