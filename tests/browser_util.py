@@ -32,11 +32,14 @@ INSTALL_HINT = "run `make browser-deps` (or `apt-get update && apt-get install -
 def chromium_path() -> str:
     """Debian's Chromium (or ``$CHROMIUM``); a clear error when it is not installed."""
     wanted = os.environ.get("CHROMIUM")
-    for candidate in ([wanted] if wanted else []) + ["/usr/bin/chromium", shutil.which("chromium") or ""]:
+    if wanted:
+        if Path(wanted).is_file() and os.access(wanted, os.X_OK):
+            return wanted
+        raise RuntimeError(f"$CHROMIUM={wanted} is not an executable file")
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise RuntimeError(f"the browser tests need Chromium, and none was found "
-                       f"({'$CHROMIUM=' + wanted + ', ' if wanted else ''}/usr/bin/chromium, PATH): {INSTALL_HINT}")
+    raise RuntimeError(f"the browser tests need Chromium and none was found (/usr/bin/chromium, PATH): {INSTALL_HINT}")
 
 
 @contextmanager
@@ -446,7 +449,7 @@ class Notebook:
             paths.append(path)
         return paths
 
-    def screenshots(self, name: str, height: int = 1800, max_pages: int = 12) -> list[Path]:
+    def screenshots(self, name: str, height: int = 1800, max_pages: int = 40) -> list[Path]:
         """The notebook from top to bottom, one picture per screenful: ``name-01.png``, ``name-02.png``, ..."""
         page = self.page
         size = page.viewport_size

@@ -7,11 +7,15 @@
 * JupyterLab: a server on a free loopback port with a random token (always stopped at the
   end), the solution and release notebooks run with Run > Run All Cells, and what a student
   sees checked: no errors in a solution, the ``NotImplementedError`` of an untouched stub in a
-  release, every widget rendered, a slider that changes the numbers it drives, the digit pad
-  of lesson 10 answering a stroke.
+  release, every widget rendered, a slider that changes the numbers it drives, the quiz
+  answering a click, the digit pad of lesson 10 answering a stroke. Two known defects are
+  strict xfails (they fail the suite once fixed, so that the marker goes): saving a paired
+  source notebook, and quiz choices too long for their line.
 
-Screenshots go to ``artifacts/screenshots/``. Chromium must be installed (``make test`` does it
-with apt where it is missing); without it these tests fail and say so.
+Screenshots go to ``artifacts/screenshots/``, the page to ``artifacts/digits.html`` and the
+agreement figures to ``artifacts/web_page_agreement.json``. Chromium must be installed
+(``make test`` does it with apt where it is missing); without it these tests fail and say so.
+The suite takes about four minutes on two cores.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def browser():
     try:
         bu.chromium_path()
     except RuntimeError as err:
-        pytest.fail(str(err))
+        pytest.fail(str(err), pytrace=False)
     with bu.chromium() as b:
         yield b
 
@@ -146,16 +150,22 @@ def test_page_gives_pytorchs_probabilities_for_test_digits(page, trained, mnist_
     assert torch.equal(preds, probs.argmax(1))
 
 
+PIXEL_GAPS: list[float] = []
+
 # where drawImage28 puts a 28x28 digit on the 280x280 canvas: (scale, left, top)
 PLACEMENTS = [(7, 60, 50), (9, 10, 5), (4, 150, 160), (6, 0, 100), (10, 0, 0), (3, 200, 20), (8, 40, 60), (5, 100, 30)]
 
 
 def check_canvas(page, trained, result: dict, what: str) -> tuple[torch.Tensor, float]:
-    """The page's preprocessing and prediction of its own canvas, against Python's; returns (pixels, prob diff)."""
+    """The page's preprocessing and prediction of its own canvas, against Python's; returns (pixels, prob diff).
+
+    The largest pixel difference seen is kept in ``PIXEL_GAPS``.
+    """
     assert result["pixels"] is not None, f"{what}: the page found nothing drawn"
     pixels = torch.tensor(result["pixels"], dtype=torch.float32)
     expected_pixels = web.preprocess_drawing(canvas_image(page))
     gap = (pixels - expected_pixels).abs().max().item()
+    PIXEL_GAPS.append(gap)
     assert gap <= PIXEL_TOL, f"{what}: the page's 28x28 pixels differ from preprocess_drawing's by {gap:.2e}"
     expected = web.probabilities(trained, pixels)[0]
     diff = (torch.tensor(result["probs"]) - expected).abs().max().item()
@@ -184,8 +194,8 @@ def test_digits_drawn_by_script_are_prepared_and_classified_like_pytorch(page, t
         assert corr > 0.75, f"test digit {i} at scale {scale}: the prepared image hardly resembles the original ({corr:.2f})"
         if i == 0:
             page.screenshot(path=str(bu.screenshot_path("web-page-drawn-by-script")))
-    record("drawImage28", {"digits": len(PLACEMENTS), "max_prob_diff": worst, "same_prediction_as_original": same_as_original,
-                           "rows": rows})
+    record("drawImage28", {"digits": len(PLACEMENTS), "max_prob_diff": worst, "max_pixel_diff": max(PIXEL_GAPS),
+                           "same_prediction_as_original": same_as_original, "rows": rows})
     assert same_as_original >= len(PLACEMENTS) - 1, f"redrawn digits changed their prediction too often: {rows}"
 
 
@@ -226,7 +236,7 @@ def test_digits_drawn_with_the_mouse(page, trained, mnist_test):
         rows.append({"digit": i, "label": int(y[i]), "strokes": strokes, "page": result["pred"], "max_prob_diff": diff})
         page.screenshot(path=str(bu.screenshot_path(f"web-page-mouse-digit-{i}")))
         assert result["pred"] == int(y[i]), f"test digit {i} ({int(y[i])}) drawn with the mouse was read as {result['pred']}"
-    record("mouse", {"rows": rows})
+    record("mouse", {"max_pixel_diff": max(PIXEL_GAPS), "rows": rows})
 
 
 def test_a_finger_draws_too(browser, trained, tmp_path):
@@ -260,8 +270,9 @@ def test_a_finger_draws_too(browser, trained, tmp_path):
 
 # ---------------------------------------------------------------- JupyterLab
 
-#: solution notebooks run whole in the browser (the others train on MNIST for minutes, or time GPUs):
-#: lesson 01 (the memory table), 03 (the logits sliders) and 10 (the digit pad)
+#: solution notebooks run whole in the browser, chosen to keep the suite to minutes: lesson 01 (the
+#: memory table), 03 (the logits sliders) and 10 (the digit pad). All of them run whole in nbclient
+#: (test_notebooks.py); lesson 07 alone trains on MNIST for minutes.
 RUN_WHOLE = [name for name in ("01_tensors", "03_loss", "10_nn") if name in LESSONS]
 #: release notebooks run whole (stubs untouched, going on past each error)
 RUN_RELEASE = [name for name in ("01_tensors",) if name in LESSONS]
@@ -297,12 +308,13 @@ def standalone_widget_cells(notebook: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def lab_root(course, trained, tmp_path_factory) -> Path:
-    """The course as `make lab` serves it, in a scratch folder: notebooks/, source/ and release/.
+    """The freshly built course in a scratch folder: source/ and release/, as `make lab` serves them.
 
     Lesson 07 leaves ``mnist_mlp.pt`` beside its notebook; the one of this module's network is put
     there, so that lesson 10's pad loads it as it would for a student instead of training again.
-    The source notebooks lose their jupytext pairing here: opening one a second time fails while
-    the pairing goes up two folders (see test_instructor_can_save_a_paired_source_notebook).
+    The source notebooks lose their jupytext pairing here (reading a paired notebook a second time
+    fails, see test_instructor_can_edit_and_save_a_paired_source_notebook); ``instructor/`` holds one
+    lesson with its pairing and its notebooks/ twin, for that test.
     """
     root = tmp_path_factory.mktemp("lab-root")
     for kind in ("source", "release"):
@@ -588,3 +600,31 @@ def test_instructor_can_edit_and_save_a_paired_source_notebook(opened, lab_root)
         assert time.monotonic() < deadline, "the edit did not reach the files within 20 s"
         time.sleep(0.3)
     assert twins, "the notebook has no paired text file"
+
+
+def longest_quiz_choice(notebook: Path) -> int:
+    """Length of the longest string in the notebook's quiz cell (0 when it has none)."""
+    nb = nbformat.read(notebook, as_version=4)
+    longest = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.lstrip().startswith("quiz("):
+            tree = ast.parse(cell.source)
+            strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            longest = max([longest] + [len(t) for t in strings])
+    return longest
+
+
+@pytest.mark.xfail(strict=True, reason="grader/widgets/quiz.py: a RadioButtons label is one fixed-height line, "
+                                      "so a long choice runs out of its box, over the next choice")
+def test_quiz_choices_fit_their_lines(opened, lab_root):
+    """The longest quiz choices of the course, in the release: each on its own line(s), next to its button."""
+    releases = {name: lab_root / "release" / name / f"{name}.ipynb" for name in LESSONS}
+    lesson = max(releases, key=lambda name: longest_quiz_choice(releases[name]))
+    nb = opened(f"release/{lesson}/{lesson}.ipynb")
+    source = nbformat.read(releases[lesson], as_version=4)
+    imports, *widgets = standalone_widget_cells(releases[lesson])
+    cells = [imports] + [i for i in widgets if source.cells[i].source.lstrip().startswith("quiz(")]
+    nb.run_cells(cells, RUN_TIMEOUT_S)
+    assert nb.widget_problems() == []
+    found = nb.overlapping_choices()
+    assert not found, f"{lesson}: quiz choices that do not fit: {found}"
