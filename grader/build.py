@@ -10,7 +10,8 @@ cell that nbgrader grades declares its role on its cell line, briefly::
 :func:`build_source` fills in the rest of nbgrader's metadata, checks the roles (unique
 grade ids, solution markers inside solution cells, tests locked) and writes
 ``source/NN_topic/NN_topic.ipynb``, paired with its ``.py`` through jupytext so that an
-instructor may edit either. :func:`build_release` runs ``nbgrader generate_assignment``
+instructor may edit either (the ``.py`` gets the full metadata written back, as jupytext
+would write it). :func:`build_release` runs ``nbgrader generate_assignment``
 and strips the pairing from the student copies.
 """
 
@@ -27,9 +28,19 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = re.compile(r"^\d\d_[a-z0-9_]+$")
-PAIRING = "ipynb,../../notebooks//py:percent"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 ROLE_KEYS = ("grade", "solution", "locked", "task")
+
+
+def pairing(lesson: str) -> str:
+    """jupytext formats pairing ``source/<lesson>/<lesson>.ipynb`` with ``notebooks/<lesson>.py``.
+
+    Both sides are named by a prefix from the course root, so jupytext can go from either file
+    to the other (a ``../../notebooks`` prefix cannot be undone from the ``.py`` side, and
+    JupyterLab then refuses to save). It works when the server's root holds ``source/`` and
+    ``notebooks/``, as ``make lab`` does.
+    """
+    return f"source/{lesson}//ipynb,notebooks//py:percent"
 
 
 class BuildError(ValueError):
@@ -66,13 +77,19 @@ def _normalize(cell, index: int, lesson: str, seen: set[str]) -> None:
             raise BuildError(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION")
     if "### BEGIN HIDDEN TESTS" in cell.source and not (full["grade"] and not full["solution"]):
         raise BuildError(f"{where}: hidden tests belong in a test cell (grade: true)")
-    cell.metadata["nbgrader"] = full
+    cell.metadata["nbgrader"] = dict(sorted(full.items()))     # as nbformat writes it
 
 
 def build_source(lesson: str, root: Path = ROOT, out: Path | None = None) -> Path:
-    """Write ``<out>/source/<lesson>/<lesson>.ipynb`` from ``<root>/notebooks/<lesson>.py``."""
+    """Write ``<out>/source/<lesson>/<lesson>.ipynb`` from ``<root>/notebooks/<lesson>.py``.
+
+    The text file is written back (to ``<out>/notebooks/``) with each cell's nbgrader metadata
+    in full, exactly as jupytext writes the notebook: its words are unchanged. Both files of the
+    pair then hold the same cells, which jupytext requires before JupyterLab opens the pair.
+    """
     out = out or root
-    nb = jupytext.read(root / "notebooks" / f"{lesson}.py")
+    text = root / "notebooks" / f"{lesson}.py"
+    nb = jupytext.read(text)
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):
         _normalize(cell, index, lesson, seen)
@@ -81,8 +98,15 @@ def build_source(lesson: str, root: Path = ROOT, out: Path | None = None) -> Pat
         raise BuildError(f"{lesson}: no nbgrader cells; nothing to grade")
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
-    nb.metadata["jupytext"] = {"formats": PAIRING}
+    nb.metadata["jupytext"] = {"formats": pairing(lesson),
+                               # no jupytext version stamp: a save in JupyterLab leaves the .py as it was
+                               "notebook_metadata_filter": "-jupytext.text_representation"}
     nbformat.validate(nb)
+    twin = out / "notebooks" / f"{lesson}.py"
+    canonical = jupytext.writes(nb, fmt="py:percent")
+    if not twin.exists() or twin.read_text() != canonical:
+        twin.parent.mkdir(parents=True, exist_ok=True)
+        twin.write_text(canonical)
     target = out / "source" / lesson / f"{lesson}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)

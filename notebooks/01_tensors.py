@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/01_tensors//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -16,6 +17,11 @@
 # training loop. At the end you will train the same network with `torch.nn` and
 # `torch.optim` and check that both give the same numbers.
 #
+# Where this goes: at the end of lesson 07 the network you trained, with only the code you
+# wrote, is written into one web page, `mnist_mlp.html`. Open it in any browser, draw a digit
+# with the mouse or a finger, and the page classifies it as you draw: a few dozen lines of
+# JavaScript doing the same three operations as your Python, no server, no library.
+#
 # The network reads a 28×28 grey image of a handwritten digit, flattened to 784 numbers,
 # and returns ten scores, one per digit:
 #
@@ -29,7 +35,7 @@
 #
 # **You will write:** `init_params`, `count_params`, `param_bytes`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 
 import matplotlib.pyplot as plt
@@ -130,7 +136,7 @@ print("requires_grad after scaling: is_leaf =", b.is_leaf)
 # * Biases start at zero.
 # * All four must be float32 leaf tensors with `requires_grad=True`.
 
-# %% nbgrader={"grade_id": "init_params", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "init_params", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def init_params(seed=0, hidden=128):
     """Kaiming-initialised parameters of a 784 -> hidden -> 10 MLP.
 
@@ -166,7 +172,7 @@ for name, p in zip(["W1", "b1", "W2", "b2"], [W1, b1, W2, b2]):
           f"leaf {p.is_leaf}, requires_grad {p.requires_grad}")
 print("expected std of W1:", math.sqrt(2 / 784), " of W2:", math.sqrt(2 / 128))
 
-# %% nbgrader={"grade_id": "test_init_params_shapes", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_init_params_shapes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Shapes, dtype, leaves, zero biases.
 W1, b1, W2, b2 = init_params()
 for name, p, shape in [("W1", W1, (784, 128)), ("b1", b1, (128,)), ("W2", W2, (128, 10)), ("b2", b2, (10,))]:
@@ -187,7 +193,7 @@ for hidden in (1, 7, 300):
         assert p.is_leaf and p.requires_grad and p.grad is None, f"init_params(hidden={hidden})[{name}]: not a fresh leaf"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_init_params_values", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_init_params_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The exact values: same seed, same numbers as PyTorch's own Kaiming initialiser (nn.init.kaiming_normal_).
 # Tolerance 1e-6: both draw the same normals; only the rounding of the scaling may differ.
 mine = init_params(seed=0)
@@ -231,7 +237,7 @@ demo.memory_widget()
 # tensor takes 8 bytes per value, a float16 one 2). Useful tensor methods: `numel()` (number
 # of values) and `element_size()` (bytes per value).
 
-# %% nbgrader={"grade_id": "count_params", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "count_params", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def count_params(params):
     """Total number of values in a sequence of tensors.
 
@@ -260,7 +266,7 @@ def param_bytes(params):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_count_params", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_count_params", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 params = init_params()
 n = count_params(params)
 assert type(n) is int, f"count_params should return a Python int, got {type(n).__name__}"
@@ -275,7 +281,7 @@ assert int(count_params(iter(init_params(hidden=2)))) == reference.count_params(
     "count_params must accept any iterable, including a generator"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_param_bytes", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_param_bytes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 nbytes = param_bytes(init_params())
 assert type(nbytes) is int, f"param_bytes should return a Python int, got {type(nbytes).__name__}"
 assert nbytes == 407_080, f"param_bytes(init_params()) = {nbytes:,}, expected 407,080 (101,770 values x 4 bytes)"

@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/02_forward//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,7 +26,7 @@
 #
 # **You will write:** `linear`, `relu`, `forward`, `predict`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
@@ -150,7 +151,7 @@ print("broadcast [64, 128] with [128] ->", list(torch.broadcast_shapes((64, 128)
 # * Do not use `nn.Linear` or `F.linear`: that is the job you are doing. The tests
 #   notice, and that earns no points.
 
-# %% nbgrader={"grade_id": "linear", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "linear", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def linear(x, W, b):
     """A fully connected layer: ``x @ W + b``.
 
@@ -168,7 +169,7 @@ def linear(x, W, b):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_linear_shape", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_linear_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The shape: [B, in] @ [in, out] + [out] -> [B, out], for a batch of 64 and of 1.
 x_t, W_t, b_t = checks.seeded(0, 64, 784), checks.seeded(1, 784, 128, scale=0.05), checks.seeded(2, 128)
 out = tripwire.call(linear, x_t, W_t, b_t, job="linear")
@@ -186,7 +187,7 @@ for B, n_in, n_out in [(3, 5, 7), (1, 1, 1), (10, 20, 3), (2, 300, 1)]:
     checks.assert_dtype(out, torch.float32, f"linear(x [{B}, {n_in}], ...)")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_linear_values", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_linear_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The values, compared with PyTorch's F.linear (given W transposed, its own layout).
 # Tolerance atol=1e-5 plus rtol=1e-5: both are float32 sums, but of the products in another order.
 # Weights scaled by 1/sqrt(in), as in a real network, so that the outputs are of order 1.
@@ -276,7 +277,7 @@ plt.show()
 # * `torch.clamp`, `torch.where` and `torch.maximum` are all fine. `torch.relu`,
 #   `F.relu` and `nn.ReLU` are not: they do this exercise's job.
 
-# %% nbgrader={"grade_id": "relu", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "relu", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def relu(x):
     """Rectified linear unit, elementwise: ``max(x, 0)``.
 
@@ -293,7 +294,7 @@ def relu(x):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_relu_values", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_relu_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Exact equality with F.relu: keeping or zeroing a value involves no rounding.
 z = torch.tensor([[-2.0, -0.5, 0.0, 0.5, 2.0]])
 checks.assert_equal(tripwire.call(relu, z, job="relu"), torch.tensor([[0.0, 0.0, 0.0, 0.5, 2.0]]),
@@ -321,7 +322,7 @@ out = tripwire.call(relu, z, job="relu")
 assert bool((out == 0).all()), "relu of an all-negative tensor should be all zeros"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_relu_input_unchanged", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_relu_input_unchanged", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # relu returns a new tensor (right, exactly) and leaves the caller's tensor as it was.
 z = checks.seeded(50, 32, 10)
 before = z.clone()
@@ -383,7 +384,7 @@ print("logits:", logits[0])
 # should) call your own `linear` and `relu`; the tests forbid the library versions of
 # both while your `forward` runs.
 
-# %% nbgrader={"grade_id": "forward", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def forward(x, W1, b1, W2, b2):
     """The MLP's forward pass: ``relu(x @ W1 + b1) @ W2 + b2``.
 
@@ -401,7 +402,7 @@ def forward(x, W1, b1, W2, b2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_forward_shape", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_forward_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The logits are [B, 10] whatever the batch size.
 params = [p.detach() for p in reference.init_params(seed=1)]
 for B in (64, 1):
@@ -419,7 +420,7 @@ for B, hidden in [(5, 7), (3, 1), (2, 300)]:
                         hint="take the sizes from the tensors; do not hard-code 64 or 128")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_forward_values", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_forward_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The logits, compared with F.linear -> F.relu -> F.linear. Tolerance atol=1e-5: float32 sums in another order.
 g = torch.Generator().manual_seed(70)
 x_t = torch.rand(64, 784, generator=g)                     # like MNIST pixels, in [0, 1]
@@ -453,7 +454,7 @@ with tripwire.forbid("linear", "forward"), tripwire.forbid("relu", "forward"):
 checks.assert_close(out, reference.forward(x_t, *params), "forward with init_params(seed=3)", atol=1e-5)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_forward_relu_between", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_forward_relu_between", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # When every hidden pre-activation is negative, ReLU turns the hidden layer to zeros and the
 # logits are b2 on every row. A forward without ReLU, or with ReLU after the last layer, fails here.
 # Tolerance atol=1e-6: 0 @ W2 is exactly 0, so only b2 remains.
@@ -500,7 +501,7 @@ demo.shape_tracer(forward)
 # `argmax`. Mind the dimension: along dimension 0 you would get, for each digit, the
 # image that scores it highest. When two logits tie, take the first, as `argmax` does.
 
-# %% nbgrader={"grade_id": "predict", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "predict", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def predict(logits):
     """The predicted class of each row: the index of its largest logit.
 
@@ -516,7 +517,7 @@ def predict(logits):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_predict", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_predict", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # One class per row, the position of the row's largest value (compared with torch.argmax(dim=1)).
 logits_t = torch.tensor([[0.1, 2.0, -1.0, 0.0, 0.3, 0.2, -0.5, 1.9, 0.0, 0.0],
                          [-3.0, -2.0, -1.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0, -0.5],
@@ -546,7 +547,7 @@ logits_g = checks.seeded(125, 4, 10).requires_grad_(True)
 checks.assert_equal(predict(logits_g).long(), reference.predict(logits_g), "predict of logits that require grad")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_predict_dtype", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_predict_dtype", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Classes are indices, so they are int64 (a LongTensor), which is what the loss and indexing expect.
 logits_t = checks.seeded(130, 8, 10)
 got = predict(logits_t)

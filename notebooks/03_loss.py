@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/03_loss//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,7 +31,7 @@
 #
 # **You will write:** `softmax`, `log_softmax`, `cross_entropy`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 
 import matplotlib.pyplot as plt
@@ -174,7 +175,7 @@ print("softmax([1,2,3]):", naive_softmax(torch.tensor([1.0, 2.0, 3.0])))
 # its logits), and do not call PyTorch's `softmax`, `log_softmax` or `logsumexp`: that is
 # the job you are doing by hand. `torch.exp`, `.sum`, `.max`/`.amax` are all fine.
 
-# %% nbgrader={"grade_id": "softmax", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "softmax", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def softmax(logits):
     """Softmax over the classes, computed stably.
 
@@ -204,7 +205,7 @@ demo_logits = torch.tensor([[1.0, 2.0, 3.0], [100.0, 101.0, 102.0], [-1e4, -1e4 
 print(softmax(demo_logits))
 print("row sums:", softmax(demo_logits).sum(dim=1))
 
-# %% nbgrader={"grade_id": "test_softmax", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_softmax", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Ordinary logits. Tolerance 1e-6: probabilities lie in [0, 1], where float32 rounds to about
 # 6e-8, so any correct order of operations stays well within 1e-6 of PyTorch's answer.
 z = torch.tensor([[1.0, 2.0, 3.0]])
@@ -236,7 +237,7 @@ for z in cases:
                         hint="softmax over dim=1 (the classes) of every row, for any B >= 1 and C >= 1")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_softmax_stable", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_softmax_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Logits of any size. The exact probabilities are still numbers in [0, 1], so the tolerance
 # stays 1e-6; a nan or inf fails at once, with the index where it appeared.
 stable_hint = ("subtract each row's own maximum before exp (max over dim=1, keepdim=True): exp(100) is "
@@ -300,7 +301,7 @@ print("PyTorch log_softmax:", torch.log_softmax(row, dim=0))
 # `logits` and without PyTorch's `log_softmax`, `softmax` or `logsumexp`. Do **not**
 # compute `log(softmax(...))`: the tests include the row `[0, -200]`.
 
-# %% nbgrader={"grade_id": "log_softmax", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "log_softmax", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def log_softmax(logits):
     """Logarithm of the softmax over the classes, computed stably.
 
@@ -323,7 +324,7 @@ def log_softmax(logits):
 # %%
 print(log_softmax(torch.tensor([[0.0, -200.0], [1e4, -1e4]])))
 
-# %% nbgrader={"grade_id": "test_log_softmax", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_log_softmax", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Ordinary logits. Tolerance: 1e-6 times the size of the logits (at least 1e-6). A float32 number
 # keeps about 7 significant digits, so a log-probability computed from logits as large as M can
 # only be trusted to about M * 1e-7; we allow ten times that.
@@ -355,7 +356,7 @@ for z in cases:
                         atol=tolerance(z), hint="log_softmax over dim=1 of every row, for any B >= 1 and C >= 1")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_log_softmax_stable", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_log_softmax_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Logits of any size. Tolerance 1e-6 times the size of the logits, as above: for logits of 1e4
 # that is 0.01, while float32 itself spaces numbers near 1e4 about 0.001 apart. Any -inf or nan
 # fails whatever the tolerance.
@@ -464,7 +465,7 @@ demo.logits_widget(target=3)
 # logits. Do not modify the inputs, and do not call `F.cross_entropy`, `F.nll_loss` or the
 # softmax family from PyTorch; your own `log_softmax` is welcome.
 
-# %% nbgrader={"grade_id": "cross_entropy", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "cross_entropy", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def cross_entropy(logits, targets):
     """Mean cross-entropy loss of a batch, computed stably.
 
@@ -487,7 +488,7 @@ def cross_entropy(logits, targets):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_cross_entropy", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_cross_entropy", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Ordinary logits, compared with F.cross_entropy. Tolerance: 1e-6 times the size of the logits
 # (at least 1e-6), as for log_softmax: a loss near 2.3 is itself stored to about 2.4e-7 in float32.
 def tolerance(z):
@@ -547,7 +548,7 @@ checks.assert_close(leaf.grad, reference.cross_entropy_grad(base, t), "gradient 
                     atol=1e-6, hint="build the loss from torch operations on the logits, all the way through")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_cross_entropy_stable", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_cross_entropy_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Logits of any size. Tolerance 1e-6 times the size of the logits: for logits of 1e4 that is 0.01,
 # while a loss of 2e4 is itself stored in float32 only to about 0.002. A nan or inf fails at once.
 def tolerance(z):
@@ -581,7 +582,7 @@ for z, t in hidden_cases:
                         atol=tolerance(z), hint=ce_hint + "; each row needs its own maximum")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_inputs_unchanged", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_inputs_unchanged", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # None of the three functions may change the tensors it is given: the caller still needs its logits
 # (to pick a prediction, to log them, to differentiate through them). Each call must also give the
 # right answer (tolerances as above: 1e-6, or 1e-6 times the size of the logits).

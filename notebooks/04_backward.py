@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/04_backward//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -24,7 +25,7 @@
 #
 # **You will write:** `cross_entropy_grad`, `backward`, `numerical_grad` and the class `Var`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 
 import matplotlib.pyplot as plt
@@ -43,7 +44,7 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # here, in a stable form built from `max`, `exp`, `sum` and `log`, so that this lesson
 # does not depend on your earlier notebooks. Use them freely.
 
-# %% nbgrader={"grade_id": "given", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "given", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def softmax(logits):
     """Probabilities [B, C] from logits [B, C], row by row (the row maximum is subtracted first)."""
     e = (logits - logits.max(dim=1, keepdim=True).values).exp()
@@ -176,7 +177,7 @@ print(f"moving W2{list(idx)} by +0.01 changes the loss by {after - before:+.6f};
 # targets]` in a copy. Use the given `softmax`; the library's `softmax` and
 # `cross_entropy` are off limits here, and so is autograd.
 
-# %% nbgrader={"grade_id": "cross_entropy_grad", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "cross_entropy_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def cross_entropy_grad(logits, targets):
     """Gradient of the mean cross-entropy with respect to the logits.
 
@@ -199,7 +200,7 @@ g = cross_entropy_grad(x.new_tensor([[2.0, 1.0, -1.0], [0.0, 0.0, 0.0]]), torch.
 print(g)
 print("row sums:", g.sum(dim=1))
 
-# %% nbgrader={"grade_id": "test_cross_entropy_grad", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_cross_entropy_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Against torch.autograd's gradient of F.cross_entropy; tolerance 1e-6 (values are at most 1 / B,
 # float32 rounding is about 1e-8).
 logits = checks.seeded(0, 4, 10, scale=2.0)
@@ -230,7 +231,7 @@ for seed, (B, C) in [(1, (64, 10)), (2, (1, 10)), (3, (5, 3)), (4, (3, 1)), (5, 
                         hint="(softmax(logits) - one_hot(targets)) / B, with B the batch size (rows), C the classes")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_cross_entropy_grad_stable", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_cross_entropy_grad_stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Huge logits: exp(1000) overflows float32, so softmax must subtract the row maximum first.
 # Tolerance 1e-6 as above; PyTorch's own gradient is finite here.
 logits = torch.tensor([[1000.0, 0.0, -1000.0], [-500.0, -400.0, -1000.0]])
@@ -318,7 +319,7 @@ for seed, (B, scale, shift) in [(6, (1, 1e4, 0.0)), (7, (16, 100.0, 100.0)), (8,
 # `.backward()` or `torch.autograd`; working on detached tensors (or under
 # `torch.no_grad()`) keeps PyTorch from recording anything.
 
-# %% nbgrader={"grade_id": "backward", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def backward(x, targets, W1, b1, W2, b2):
     """Gradients of cross_entropy(relu(x @ W1 + b1) @ W2 + b2, targets) by the chain rule, by hand.
 
@@ -365,7 +366,7 @@ for name, g, p in zip(["dW1", "db1", "dW2", "db2"], mine, [W1, b1, W2, b2]):
 for p in (W1, b1, W2, b2):
     p.grad = None              # leave the parameters as we found them
 
-# %% nbgrader={"grade_id": "test_backward", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The 784-128-10 network against torch.autograd (reference.backward); tolerance 1e-5, the contract's
 # (float32 sums over the batch differ from autograd's by about 1e-7).
 names = ["dW1", "db1", "dW2", "db2"]
@@ -404,7 +405,7 @@ for seed, B in [(2, 64), (3, 64), (4, 100)]:
                    f"(seed {seed}, batch {B}, 784-128-10, non-zero biases)")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_backward_sizes", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_backward_sizes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A batch of one image, and sizes other than 784-128-10. Tolerance 1e-5, the contract's.
 gen = torch.Generator().manual_seed(10)
 check_backward(torch.rand(1, 784, generator=gen), torch.tensor([7]), reference.init_params(seed=10),
@@ -419,7 +420,7 @@ for seed, (B, D, H, C) in [(11, (64, 784, 1, 10)), (12, (1, 784, 1, 10)), (13, (
                    f"(batch {B}, {D}-{H}-{C})")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_backward_relu", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_backward_relu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Every hidden unit off: no gradient reaches the first layer, so dW1 and db1 are exactly zero.
 # Tolerance 1e-5, the contract's.
 gen = torch.Generator().manual_seed(20)
@@ -502,7 +503,7 @@ for label, dtype, central in [("central float64", torch.float64, True), ("forwar
 # tensor, not a copy). `x.reshape(-1)` of a contiguous copy is a view, so writing into it
 # writes into the copy; `float(f(...))` turns the result into a Python number.
 
-# %% nbgrader={"grade_id": "numerical_grad", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "numerical_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def numerical_grad(f, x, eps=1e-3):
     """Gradient of a scalar function by central differences, computed in float64.
 
@@ -533,7 +534,7 @@ def numerical_grad(f, x, eps=1e-3):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_numerical_grad", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_numerical_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The recipe: shape, untouched input, values. Tolerance 1e-3 + 1e-3 relative: loose on purpose, this
 # cell checks the formula; the next one checks the precision.
 xs = torch.tensor([1.0, -2.0, 3.0])
@@ -566,7 +567,7 @@ for seed, shape in [(30, (5,)), (31, (3, 4)), (32, (2, 3, 2)), (33, ()), (34, (1
                             check_dtype=False, hint="one entry at a time, central differences; return x's shape")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_numerical_grad_float64", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_numerical_grad_float64", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Precision. f = 1000 * sum(exp(z)) is about 1e4, so float32 rounds each value of f by about 1e-3,
 # an error of about 0.5 in a derivative of about 1e3 (relative 5e-4); forward differences are off by
 # eps/2 = 5e-4 relative. Central differences in float64 are off by eps**2/6 = 1.7e-7 relative.
@@ -757,7 +758,7 @@ print("w used twice in w + w: w.grad =", w.grad.tolist())
 #
 # No torch autograd anywhere (`Var` never sets `requires_grad`), and no library softmax.
 
-# %% nbgrader={"grade_id": "Var", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "Var", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Var:
     """A tensor that remembers how it was computed, so that gradients can flow back to it.
 
@@ -876,7 +877,7 @@ class Var:
         ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_var_basics", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_var_basics", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The forward values of each operation, and .grad left None until backward(). Tolerance 1e-6
 # (float32 rounding of a few operations).
 a, b, c = Var(checks.seeded(50, 3, 4)), Var(checks.seeded(51, 4, 2)), Var(checks.seeded(52, 2))
@@ -911,7 +912,7 @@ for seed, (B, H, C) in [(53, (1, 6, 4)), (54, (9, 2, 5))]:
     assert not loss.data.requires_grad, "Var must not use torch autograd: its data should not require grad"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_var_mlp", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_var_mlp", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The 784-128-10 network built from Vars: every parameter's .grad equals torch.autograd's
 # (reference.backward). Tolerance 1e-5, the contract's.
 
@@ -959,7 +960,7 @@ check_var_mlp(xz, torch.randint(0, 10, (8,), generator=gen), reference.init_para
               "(two all-black images: h_pre exactly 0; relu's backward uses data > 0, not >= 0)")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_var_bias", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_var_bias", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A bias added to every row: its gradient is summed over the batch back to its own shape.
 # Tolerance 1e-5 (float32 against float32 autograd).
 xb, Wb, bb = checks.seeded(70, 5, 3), checks.seeded(71, 3, 4), checks.seeded(72, 4)
@@ -989,7 +990,7 @@ for seed, B in [(73, 1), (74, 12)]:
                                  "as it is")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_var_used_twice", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_var_used_twice", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A Var used twice receives both contributions. Tolerance 1e-5 (float32 against float32 autograd).
 zt = checks.seeded(80, 4, 3)
 tt = torch.tensor([2, 0, 1, 1])
@@ -1039,7 +1040,7 @@ checks.assert_close(vz.grad, want, "z.grad in u = z + z; (u + u) + u", atol=1e-5
                     hint="each node's backward must run exactly once, after all of its users'")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_var_accumulates", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_var_accumulates", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Two separate forward-and-backward passes on the same leaves: the gradients add up, as in PyTorch.
 # Tolerance 1e-5 (float32).
 xa, Wa, ba = checks.seeded(90, 4, 3), checks.seeded(91, 3, 5), checks.seeded(92, 5)

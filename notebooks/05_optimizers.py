@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/05_optimizers//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -31,7 +32,7 @@
 # **You will write:** `zero_grad`, `sgd_step`, `momentum_step`, `adam_step`, and prove each
 # equal to `torch.optim` over hundreds of steps.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 
 import matplotlib.pyplot as plt
@@ -186,7 +187,7 @@ print("largest difference: ", (w.grad - whole).abs().max().item())
 # default, which saves memory; ours keeps the tensors, as `zero_grad(set_to_none=False)`
 # does.)
 
-# %% nbgrader={"grade_id": "zero_grad", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "zero_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def zero_grad(params):
     """Set every existing gradient to zero, in place, before the next backward pass.
 
@@ -204,7 +205,7 @@ def zero_grad(params):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_zero_grad", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_zero_grad", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # zero_grad zeroes each existing gradient in place, leaves a missing one missing, and changes nothing else.
 w = checks.seeded(0, 3, 4).requires_grad_(True)
 b = checks.seeded(1, 4).requires_grad_(True)
@@ -329,7 +330,7 @@ plt.show()
 # `lr`, in place, under `torch.no_grad()`. Do not zero the gradients here; that is
 # `zero_grad`'s job, which the training loop calls. The step only *reads* `p.grad`.
 
-# %% nbgrader={"grade_id": "sgd_step", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "sgd_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def sgd_step(params, lr):
     """One step of plain gradient descent: ``p <- p - lr * p.grad`` for every parameter, in place.
 
@@ -358,7 +359,7 @@ def sgd_step(params, lr):
 # tensor)`. A correct float32 implementation stays near 1e-7 (rounding); the tolerance is
 # 1e-6. On a failure the message gives the first step beyond it and the largest difference.
 
-# %% nbgrader={"grade_id": "test_sgd_step", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_sgd_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # One step, checked directly against torch.optim.SGD. Tolerance 1e-6 (float32 rounding only).
 p = checks.seeded(0, 4, 3).requires_grad_(True)
 g = checks.seeded(1, 4, 3)
@@ -443,7 +444,7 @@ plt.show()
 # step (the caller creates them, for instance `[torch.zeros_like(p) for p in params]`).
 # Update each velocity **in place**, then each parameter.
 
-# %% nbgrader={"grade_id": "momentum_step", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "momentum_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def momentum_step(params, velocities, lr, mu=0.9):
     """One step of SGD with momentum, PyTorch's convention, in place.
 
@@ -472,7 +473,7 @@ def momentum_step(params, velocities, lr, mu=0.9):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_momentum_step", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_momentum_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # 100 steps beside torch.optim.SGD(momentum=0.9) on a noisy quadratic.
 # Parameters: relative difference <= 1e-6 after every step. Velocities: relative difference <= 1e-4 to
 # torch's momentum buffer (a wrong convention is off by a factor such as lr or 1 - mu).
@@ -594,7 +595,7 @@ for size in (1.0, 1e-2, 1e-4, 1e-6, 1e-8):
 # bias-corrected `m_hat`, `v_hat`, which are temporary). Everything else is as before:
 # `torch.no_grad()`, parameters changed in place, `p.grad` only read.
 
-# %% nbgrader={"grade_id": "adam_step", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "adam_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def adam_step(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
     """One step of Adam, in place, exactly as ``torch.optim.Adam`` (no weight decay, no amsgrad).
 
@@ -635,7 +636,7 @@ def adam_step(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_adam_step", "grade": true, "points": 4}
+# %% nbgrader={"grade": true, "grade_id": "test_adam_step", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # 100 steps beside torch.optim.Adam on a noisy quadratic.
 # Parameters: relative difference <= 1e-6 after every step. ms, vs: relative difference <= 1e-4 to torch's
 # exp_avg and exp_avg_sq.
@@ -674,7 +675,7 @@ for k in (1, 2, 3):
                             atol=1e-6, hint="defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_adam_bias_correction", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_adam_bias_correction", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Bias correction and the step count t. The first steps are where a missing correction, or t off by one,
 # shows most: compare the first three steps with torch.optim.Adam (relative difference <= 1e-6).
 # eps=0 in this cell, so that where eps goes plays no part.
@@ -708,7 +709,7 @@ run = demo.side_by_side("adam", adam_step, *demo.problem("quadratic", seed=7), 3
 assert run.first_bad_step(1e-6) is None, run.report(1e-6, hint=BIAS_HINT)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_adam_eps", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_adam_eps", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # eps outside the square root. With betas=(0, 0), m_hat = g and v_hat = g * g whatever t, so one step is
 # p -= lr * g / (|g| + eps): the bias correction plays no part here. With gradients near 1e-7,
 # sqrt(v_hat) + eps and sqrt(v_hat + eps) differ a thousandfold. Compared with torch.optim.Adam (tolerance 1e-6).
@@ -762,7 +763,7 @@ checks.assert_close(params[0], expected, "params[0] after adam_step with gradien
 # place), each velocity or moment is also the same tensor, changed in place, and `p.grad`
 # is exactly what it was before the step.
 
-# %% nbgrader={"grade_id": "test_updates_in_place", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_updates_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Parameters and optimizer state are updated in place: same objects, same memory, still leaves, values changed.
 def take_step(kind, ps, state, t):
     with tripwire.forbid("optim", what=f"{kind}_step"):
@@ -826,7 +827,7 @@ for kind, labels in (("sgd", ()), ("momentum", ("velocities",)), ("adam", ("ms",
             assert all(a is b for a, b in zip(lst, kept)), f"{kind}_step replaced an entry of {label}"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_grad_untouched", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_grad_untouched", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The steps only read p.grad: afterwards it is the same tensor with the same values (zeroing is zero_grad's job).
 for kind in ("sgd", "momentum", "adam"):
     start, grad_fn = demo.problem("quadratic", seed=13)

@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/06_batching//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,7 +31,7 @@
 #
 # **You will write:** `read_idx`, `normalize`, `num_batches`, `get_batches`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import gzip
 import inspect
 import math
@@ -162,7 +163,7 @@ print(make_idx(tiny).hex(" "))
 #
 # A path ending in `.gz` is decompressed with `gzip` first; any other path is read as it is.
 
-# %% nbgrader={"grade_id": "read_idx", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "read_idx", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def read_idx(path):
     """Read an IDX file of unsigned bytes into a tensor.
 
@@ -222,7 +223,7 @@ with tempfile.TemporaryDirectory() as folder:
     (Path(folder) / "tiny.idx").write_bytes(make_idx(tiny))
     print(read_idx(Path(folder) / "tiny.idx"))
 
-# %% nbgrader={"grade_id": "test_read_idx_labels", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_read_idx_labels", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The two label files: shape, dtype and the first label of each.
 labels = read_idx(data.file_path("train-labels-idx1-ubyte"))
 checks.assert_shape(labels, (60000,), "read_idx(train labels)",
@@ -272,7 +273,7 @@ with tempfile.TemporaryDirectory() as _folder:        # an uncompressed copy is 
                         "read_idx(uncompressed labels, path as str)")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_read_idx_images", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_read_idx_images", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The training images: shape [60000, 28, 28], uint8, and the known first pixels.
 images = read_idx(data.file_path("train-images-idx3-ubyte"))
 checks.assert_shape(images, (60000, 28, 28), "read_idx(train images)",
@@ -291,7 +292,7 @@ for _name, _shape in [("train-images-idx3-ubyte", (60000, 28, 28)), ("t10k-image
     del _want, _got
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_read_idx_any_shape", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_read_idx_any_shape", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Small hand-made files of other shapes, raw and gzip-compressed.
 with tempfile.TemporaryDirectory() as folder:
     cube = torch.arange(24, dtype=torch.uint8).reshape(2, 3, 4)
@@ -317,7 +318,7 @@ with tempfile.TemporaryDirectory() as _folder:
                                      "a size above 255 uses more than one byte")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_read_idx_corrupt", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_read_idx_corrupt", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Damaged files must raise ValueError with a message, never return a tensor.
 def expect_value_error(path, what):
     try:
@@ -443,7 +444,7 @@ except RuntimeError as err:
 # Flatten and scale, returning a **new** tensor (the input images stay `uint8` and
 # untouched: other code may still be using them).
 
-# %% nbgrader={"grade_id": "normalize", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "normalize", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def normalize(images):
     """Turn uint8 images into network inputs.
 
@@ -460,7 +461,7 @@ def normalize(images):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_normalize", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_normalize", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Shape, dtype and values on two small images; the input must stay as it was.
 small = torch.zeros(2, 28, 28, dtype=torch.uint8)
 small[0, 0, 0], small[0, 0, 1], small[1, 27, 27], small[1, 1, 0] = 255, 51, 128, 1
@@ -562,7 +563,7 @@ plt.show()
 # The number of batches of one epoch: `ceil(n / batch_size)`. Integer arithmetic avoids
 # any doubt about floating-point rounding.
 
-# %% nbgrader={"grade_id": "num_batches", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "num_batches", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def num_batches(n, batch_size):
     """How many batches one epoch over ``n`` samples makes, the last one possibly smaller.
 
@@ -579,7 +580,7 @@ def num_batches(n, batch_size):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_num_batches", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_num_batches", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 got = num_batches(60000, 64)
 assert got == 938, f"num_batches(60000, 64) = {got}, expected 938: 937 full batches and a last one of 32"
 ### BEGIN HIDDEN TESTS
@@ -677,7 +678,7 @@ for name, (batch_losses, eval_losses, predicted) in runs.items():
 # hidden tests compare with exactly that, so no `torch.utils.data` inside, and no
 # `torch.manual_seed` either: the caller's generator carries the randomness.
 
-# %% nbgrader={"grade_id": "get_batches", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "get_batches", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def get_batches(X, y, batch_size, shuffle=True, generator=None):
     """Yield the mini-batches of one epoch.
 
@@ -718,7 +719,7 @@ for shuffle in (False, True):
     print("shuffle =", shuffle, [yb.tolist() for _, yb in get_batches(X_toy, y_toy, 4, shuffle=shuffle, generator=g)])
 print("PyTorch's sampler:", [b.tolist() for b in reference.index_batches(10, 4, torch.Generator().manual_seed(0))])
 
-# %% nbgrader={"grade_id": "test_get_batches_cover", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_get_batches_cover", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # One epoch: every sample once, the last batch smaller, images paired with their labels.
 X_t = torch.arange(30.0).reshape(10, 3)
 y_t = torch.arange(10)
@@ -769,7 +770,7 @@ checks.assert_equal(_b3[2][0], _X3[10:], "last batch of a [12, 2, 5] X in batche
                     hint="X may have any shape [N, ...]")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_get_batches_order", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_get_batches_order", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Index for index the batches of PyTorch's BatchSampler(RandomSampler(range(n), generator=g)).
 X_t = torch.arange(30.0).reshape(10, 3)
 y_t = torch.arange(10)
@@ -798,7 +799,7 @@ for _n, _bs, _seed in [(12, 4, 1), (13, 4, 2), (100, 64, 3), (7, 1, 4), (5, 10, 
         checks.assert_equal(xb, _X[_idx], f"x_batch {_i} of get_batches(n={_n}, batch_size={_bs}, seed {_seed})")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_get_batches_epochs", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_get_batches_epochs", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Two epochs from one generator: different orders, each the one PyTorch's sampler draws.
 X_t = torch.arange(30.0).reshape(10, 3)
 y_t = torch.arange(10)

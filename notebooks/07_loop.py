@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/07_loop//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -33,7 +34,7 @@
 #
 # **You will write:** `train_epoch`, `evaluate`, `train`, `save_params`, `load_params`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 import tempfile
 import time
@@ -64,7 +65,7 @@ torch.set_num_threads(1)
 # `"ms"` and `"vs"` are the running averages of the gradients and of their squares (one
 # tensor per parameter, starting at zero) and `"t"` is the number of steps taken so far.
 
-# %% nbgrader={"grade_id": "toolbox", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "toolbox", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def init_params(seed=0, hidden=128, inputs=784, classes=10):
     """Lesson 01: Kaiming-initialised (W1, b1, W2, b2) of an inputs -> hidden -> classes MLP, leaves."""
     torch.manual_seed(seed)
@@ -197,7 +198,7 @@ for step in range(1, 4):
 # `loss.backward()` is fine here; `torch.optim` and `torch.utils.data` are not: the
 # point is to use the pieces you built.
 
-# %% nbgrader={"grade_id": "train_epoch", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "train_epoch", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def train_epoch(params, state, X, y, batch_size=64, lr=1e-3, generator=None):
     """Train for one epoch: one Adam step per mini-batch.
 
@@ -255,7 +256,7 @@ print("first losses:", [round(v, 3) for v in losses[:4]], " last:", [round(v, 3)
 # by `torch.utils.data`'s samplers, and compare the losses step by step. The cell below
 # holds the helpers they share.
 
-# %% nbgrader={"grade_id": "loop_test_helpers", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "loop_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 from contextlib import ExitStack
 
 
@@ -318,7 +319,7 @@ UPDATE_HINT = ("the first losses agree, so the batches are right and the updates
                "from 1), and pass lr on")
 
 
-# %% nbgrader={"grade_id": "test_train_epoch_basic", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_train_epoch_basic", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # What one epoch returns and changes: a float per batch, t advanced, params updated in place, data untouched.
 X, y = mnist_subset(100, seed=1)
 X_before, y_before = X.clone(), y.clone()
@@ -351,7 +352,7 @@ for n, batch_size, steps in [(1, 64, 1), (10, 3, 4), (64, 64, 1), (65, 64, 2), (
     assert state["t"] == 5 + steps, f"state['t'] went from 5 to {state['t']} in {steps} steps; add 1 per step"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_train_epoch_first_step", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_train_epoch_first_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A one-batch epoch is a single step: its loss and the parameters after it, against nn.Sequential + torch.optim.Adam.
 # Loss tolerance 1e-5: both are float32 means of the same per-sample losses; they differ by a few roundings (1e-7).
 # Parameter tolerance lr / 50: where a gradient is as small as Adam's eps (1e-8), float32 rounding in the sums
@@ -382,7 +383,7 @@ for seed, n, lr, hidden in [(3, 32, 1e-2, 128), (4, 100, 3e-3, 32), (5, 1, 1e-3,
                             hint="t must be 1 on the first step, and lr passed on to adam_step")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_train_epoch_matches_torch", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_train_epoch_matches_torch", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # A whole epoch, step by step, against nn.Sequential + torch.optim.Adam on the same batches (same seed).
 # Loss tolerance 1e-5 per step: over 8 to 16 steps the float32 differences between the two stay below 1e-6;
 # one wrong update changes the next loss by about 1e-3. Parameters: lr / 50, as in the cell above.
@@ -414,7 +415,7 @@ for seed, n, batch_size, lr, split in [(1, 512, 64, 1e-3, "train"), (2, 300, 37,
                             atol=lr / 50, hint="every batch's update must be applied, the last one included")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_train_epoch_continues", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_train_epoch_continues", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Two epochs in a row share one Adam state: the second continues the first (same tolerances as above).
 X, y = mnist_subset(128, seed=4)
 params = init_params(seed=2)
@@ -468,7 +469,7 @@ for name, p, e in zip(["W1", "b1", "W2", "b2"], params, want_params):
 # Return the mean cross-entropy and the **accuracy**, the fraction of images whose
 # largest logit is the right digit, both as Python floats.
 
-# %% nbgrader={"grade_id": "evaluate", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "evaluate", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def evaluate(params, X, y):
     """Loss and accuracy of the network on a whole data set, without recording gradients.
 
@@ -500,7 +501,7 @@ print("random network on the test set: loss %.4f, accuracy %.4f" % evaluate(init
 # others, but know nothing about them. The tests compare with
 # `nn.Sequential` in evaluation mode under `torch.no_grad()` (`grader.reference.evaluate`).
 
-# %% nbgrader={"grade_id": "test_evaluate", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_evaluate", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Loss tolerance 1e-5: the same float32 mean, summed in another order. Accuracy is compared as a count of samples,
 # exactly: the two compute the same logits to within 1e-6, far from any tie between the two largest.
 def check_evaluate(params, X, y, name):
@@ -543,7 +544,7 @@ for p in trained:
     assert p.grad is None, "evaluate created a .grad: it must not call backward()"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_evaluate_no_grad", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_evaluate_no_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # evaluate must not record a graph: a probe watches every torch operation evaluate runs and notes those whose
 # result requires grad (part of a graph). Under torch.no_grad() there are none.
 from torch.overrides import TorchFunctionMode
@@ -595,7 +596,7 @@ check_no_graph(fresh(init_params(seed=2)), load_mnist("test")[0][:3000], load_mn
 # `callback(epoch, history)` if one was given, which is how the plots below redraw while
 # training runs.
 
-# %% nbgrader={"grade_id": "train", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "train", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def train(params, X_train, y_train, X_test, y_test, epochs, batch_size=64, lr=1e-3, seed=0, callback=None):
     """Train params in place with Adam for a number of epochs and return the history.
 
@@ -641,7 +642,7 @@ def train(params, X_train, y_train, X_test, y_test, epochs, batch_size=64, lr=1e
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_train_history", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_train_history", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The history: its keys and lengths, the epoch means, the callback after every epoch, and a falling loss.
 X, y = mnist_subset(256, seed=10, split="train")
 Xt, yt = mnist_subset(200, seed=11)
@@ -683,7 +684,7 @@ assert h2["train_loss"][-1] < 0.5 * h2["train_loss"][0], f"training loss should 
 assert h2["test_acc"][-1] > h2["test_acc"][0], f"accuracy on the training images should rise: {h2['test_acc']}"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_train_matches_torch", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_train_matches_torch", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Several epochs against nn.Sequential + torch.optim.Adam: one generator shuffles every epoch (epoch k uses its
 # k-th permutation, as reference.epoch_index_batches called once per epoch does) and Adam's state runs on.
 # Tolerances: losses 1e-5 per step; final test loss 1e-5; test accuracy within one sample (the weights differ
@@ -894,7 +895,7 @@ demo.show(demo.plot_weights(params[0]))
 # `requires_grad=True`. A missing file or a file without one of the four tensors should
 # fail with a message that says what is wrong, not deep inside `torch.load`.
 
-# %% nbgrader={"grade_id": "save_load", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "save_load", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def save_params(params, path):
     """Write the four tensors to ``path`` with ``torch.save``.
 
@@ -937,7 +938,7 @@ def load_params(path):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_save_load", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_save_load", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A round trip is exact, gives leaves that require grad, and the file holds the documented dict.
 with tempfile.TemporaryDirectory() as folder:
     original = init_params(seed=4)
@@ -973,7 +974,7 @@ with tempfile.TemporaryDirectory() as folder:
     assert W1.grad is not None and W1.grad.shape == W1.shape, "the loaded tensors should receive gradients"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_load_errors", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_load_errors", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A missing file and a file that lacks a tensor give clear errors.
 with tempfile.TemporaryDirectory() as folder:
     missing = Path(folder) / "no_such_file.pt"
@@ -1013,6 +1014,29 @@ reloaded = load_params("mnist_mlp.pt")
 print(f"saved {Path('mnist_mlp.pt').stat().st_size:,} bytes (101,770 float32 values = 407,080 bytes, plus names)")
 print("trained:  loss %.6f, accuracy %.4f" % evaluate(params, X_test, y_test))
 print("reloaded: loss %.6f, accuracy %.4f" % evaluate(reloaded, X_test, y_test))
+
+# %% [markdown]
+# ## Your network in a web page
+#
+# The trained network is 101,770 numbers and three operations: a matrix product, ReLU,
+# another matrix product (softmax only turns the ten scores into probabilities). Nothing
+# else is needed to use it, so it fits in one web page: `grader.web.export_html` writes the
+# four tensors into the page as float32 numbers, with a few dozen lines of JavaScript that
+# do the same arithmetic and a pad to draw on.
+#
+# A drawing is not an MNIST digit yet. MNIST's digits were cropped, scaled so that the longer
+# side is 20 pixels, and placed so that the centre of mass of the ink sits at the centre of
+# the 28×28 frame. The page does the same to your drawing before the network sees it; a digit
+# drawn small in a corner would otherwise be a digit the network has never seen.
+#
+# Open `mnist_mlp.html` (in JupyterLab's file browser: right-click, *Open in New Browser
+# Tab*) and draw. The page needs no server and no network; you can send it to anyone.
+
+# %%
+from grader.web import export_html
+
+page = export_html(params, "mnist_mlp.html", title="A digit classifier trained in lesson 07")
+print(f"wrote {page} ({page.stat().st_size:,} bytes): open it in a browser and draw a digit")
 
 # %% [markdown]
 # ## Check yourself

@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/08_parity//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -33,7 +34,7 @@
 # **You will write:** `to_torch_model`, `max_param_diff`, `first_divergence`,
 # `make_torch_optimizer` and the harness `compare_training`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
 import warnings
 
@@ -123,7 +124,7 @@ print("largest difference: ", (a - b).abs().max().item(), " in results of size u
 #   written in the order `torch.optim` writes them (`lerp_`, `addcmul_`, `addcdiv_`). We
 #   use it at the end.
 
-# %% nbgrader={"grade_id": "toolbox", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "toolbox", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def init_params(seed=0, hidden=128, inputs=784, classes=10):
     """Lesson 01: Kaiming-initialised leaves (W1, b1, W2, b2) of an inputs -> hidden -> classes MLP."""
     torch.manual_seed(seed)
@@ -316,7 +317,7 @@ print(f"our W1:                 std {ours.std().item():.4f}, range [{ours.min().
 # in-place copy into a parameter that requires grad must happen under `torch.no_grad()`,
 # or autograd will refuse it.
 
-# %% nbgrader={"grade_id": "to_torch_model", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "to_torch_model", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def to_torch_model(W1, b1, W2, b2):
     """The course's network as ``nn.Sequential(nn.Linear, nn.ReLU, nn.Linear)``, same weights.
 
@@ -354,7 +355,7 @@ print(model)
 x = torch.rand(5, 784, generator=torch.Generator().manual_seed(0))
 print("largest difference of the logits:", (model(x) - forward(x, W1, b1, W2, b2)).abs().max().item())
 
-# %% nbgrader={"grade_id": "test_to_torch_model_structure", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_to_torch_model_structure", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The right objects, in the right order, of the right sizes.
 model = to_torch_model(*init_params(seed=0))
 assert isinstance(model, nn.Sequential), f"to_torch_model should return an nn.Sequential, got {type(model).__name__}"
@@ -388,7 +389,7 @@ for seed, hidden, inputs, classes in [(1, 1, 784, 10), (2, 7, 784, 10), (3, 300,
         f"hidden={hidden}: the parameters must keep nn.Linear's layout (copy_ the values into them)"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_to_torch_model_values", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_to_torch_model_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The weights are ours, transposed, exactly; the outputs match the F.linear-based reference forward.
 W1, b1, W2, b2 = init_params(seed=0)
 model = to_torch_model(W1, b1, W2, b2)
@@ -425,7 +426,7 @@ checks.assert_close(to_torch_model(W1, b1, W2, b2)(torch.ones(3, 2)), forward(to
                     hint="read the sizes from W1.shape and W2.shape instead of fixing 784 and 10")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_to_torch_model_copies", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_to_torch_model_copies", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Copies, not views: training the model must leave the hand-written tensors alone.
 params = init_params(seed=0)
 before = [p.detach().clone() for p in params]
@@ -487,7 +488,7 @@ finally:
 #   starting points (it should be 0: both start from the same copied weights) and
 #   `diffs[k]` is the difference after `k` steps. So the index of an entry *is* its step.
 
-# %% nbgrader={"grade_id": "max_param_diff", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "max_param_diff", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def max_param_diff(hand_params, model):
     """Largest absolute difference between the hand-written tensors and the model's parameters.
 
@@ -541,7 +542,7 @@ with torch.no_grad():
 print("one bias nudged by 0.001:", max_param_diff(params, model))
 print("first_divergence([0, 1e-8, 3e-7, 2e-6, 5e-7], tol=1e-6) =", first_divergence([0, 1e-8, 3e-7, 2e-6, 5e-7], 1e-6))
 
-# %% nbgrader={"grade_id": "test_max_param_diff", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_max_param_diff", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 params = reference.init_params(seed=0)
 model = reference.torch_model(*params)
 d = max_param_diff(params, model)
@@ -585,7 +586,7 @@ got = max_param_diff(params, reference.torch_model(*params))
 assert isinstance(got, float) and got == 0.0, f"max_param_diff on a 3 -> 6 -> 4 network = {got!r}, expected 0.0"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_max_param_diff_nan", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_max_param_diff_nan", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A diverged run must read as diverged: nan anywhere gives nan (inf gives inf).
 params = reference.init_params(seed=0, hidden=8)
 model = reference.torch_model(*params)
@@ -614,7 +615,7 @@ got = max_param_diff(hand, reference.torch_model(*params))
 assert isinstance(got, float) and math.isnan(got), f"max_param_diff with a nan in the hand-written b1 = {got!r}, expected nan"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_first_divergence", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_first_divergence", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert first_divergence([0.0, 1e-8, 3e-7, 2e-6, 5e-7], 1e-6) == 3, \
     "first_divergence([0, 1e-8, 3e-7, 2e-6, 5e-7], 1e-6) should be 3: the index of the first entry above tol"
 assert first_divergence([0.0, 1e-8, 3e-7], 1e-6) is None, \
@@ -635,7 +636,7 @@ for diffs, tol, want, what in cases:
         f"first_divergence on {what}: got {got!r}, expected {want!r}"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_first_divergence_nan", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_first_divergence_nan", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 got = first_divergence([0.0, 1e-9, float("nan"), 1e-9], 1e-6)
 assert got == 2, f"first_divergence([0, 1e-9, nan, 1e-9], 1e-6) = {got!r}, expected 2: nan > tol is False, " \
                  f"so test for nan explicitly (math.isnan)"
@@ -669,7 +670,7 @@ for diffs, want in [([float("nan")], 0), ([0.0, float("nan"), 5.0], 1), ([0.0, 1
 #
 # The loop runs thousands of times on MNIST: keep it lean (no copies of the data per step).
 
-# %% nbgrader={"grade_id": "compare_training", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "compare_training", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def make_torch_optimizer(optimizer, model, lr):
     """The torch.optim optimizer matching the hand-written one.
 
@@ -752,7 +753,7 @@ for k in range(0, 11, 2):
     loss = f"{trial['loss_hand'][k]:.6f} vs {trial['loss_torch'][k]:.6f}" if k < 10 else "(end)"
     print(f"step {k:2d}: loss {loss}   max diff {trial['max_diff'][k]:.2e}")
 
-# %% nbgrader={"grade_id": "test_make_torch_optimizer", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_make_torch_optimizer", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 model = reference.torch_model(*reference.init_params(seed=0, hidden=4))
 for name, cls, extra in [("sgd", torch.optim.SGD, {"momentum": 0}), ("momentum", torch.optim.SGD, {"momentum": 0.9}),
                          ("adam", torch.optim.Adam, {"betas": (0.9, 0.999), "eps": 1e-8})]:
@@ -780,7 +781,7 @@ for bad in ("rmsprop", "SGD", ""):
         raise AssertionError(f"make_torch_optimizer({bad!r}) should raise ValueError")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_compare_training_sgd", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_compare_training_sgd", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # A short run: the shape of the result, and SGD's parity.
 Xs, ys = X_train[:512], y_train[:512]
 X_before, y_before = Xs.clone(), ys.clone()
@@ -824,7 +825,7 @@ assert len(result["loss_hand"]) == 8, \
 assert max(result["max_diff"]) < 1e-6, f"momentum drifted by {max(result['max_diff']):.3g} in 8 steps"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_compare_training_torch_side", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_compare_training_torch_side", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The torch side on its own: the same losses as nn.Sequential + torch.optim.Adam trained on the
 # batches of batch_order, from init_params(seed).
 X_small, y_small = X_train[:384], y_train[:384]
@@ -849,7 +850,7 @@ checks.assert_close(torch.tensor(result["loss_torch"][:10]), torch.tensor(expect
 assert len(result["loss_torch"]) == 15, f"epochs=2, steps=15 (stopping in the second epoch) gave {len(result['loss_torch'])} steps"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_compare_training_same_primitives", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_compare_training_same_primitives", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # With PyTorch's own primitives and operation order the hand-written side follows torch.optim.Adam
 # to the last bit: no tolerance (one CPU thread computes the same operations on the same data the same way).
 result = compare_training("adam", X_train[:640], y_train[:640], lr=1e-3, hidden=32, same_primitives=True)

@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/09_gpu//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,7 +23,7 @@
 # Every cell that needs a GPU checks for one first and prints `skipped: no CUDA device`
 # when there is none; nothing graded depends on the machine having a GPU.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import statistics
 import threading
 import time
@@ -55,7 +56,7 @@ if torch.cuda.is_available():
 # Code that runs anywhere asks which one is present once, at the top, and passes the
 # answer around, rather than writing `"cuda"` into every line.
 
-# %% nbgrader={"grade_id": "get_device", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "get_device", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def get_device():
     """The device to compute on: the GPU when CUDA is available, else the CPU.
 
@@ -68,7 +69,7 @@ def get_device():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_get_device", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_get_device", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 d = get_device()
 assert isinstance(d, torch.device), f"get_device() returned {type(d).__name__}; return a torch.device"
 assert d.type == ("cuda" if torch.cuda.is_available() else "cpu"), \
@@ -103,7 +104,7 @@ W = torch.randn(3, 2, requires_grad=True)
 print("W.to('meta').is_leaf                          :", W.to("meta").is_leaf)
 print("W.detach().to('meta').requires_grad_().is_leaf:", W.detach().to("meta").requires_grad_(True).is_leaf)
 
-# %% nbgrader={"grade_id": "to_device", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "to_device", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def to_device(tensors, device):
     """Copies of ``tensors`` on ``device``, parameters kept as trainable leaves.
 
@@ -129,7 +130,7 @@ def to_device(tensors, device):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_to_device", "grade": true, "points": 3}
+# %% nbgrader={"grade": true, "grade_id": "test_to_device", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 params = reference.init_params(seed=0, hidden=16)
 x = checks.seeded(0, 4, 784)
 moved = to_device(list(params) + [x], "cpu")
@@ -233,7 +234,7 @@ print(f"with synchronize   : {honest * 1e3:7.2f} ms   (the work itself takes 200
 # Use `time.perf_counter()` for the clock. On the CPU there is nothing to synchronise; on a
 # CUDA device call `torch.cuda.synchronize()`.
 
-# %% nbgrader={"grade_id": "time_op", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "time_op", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def time_op(fn, device, repeats=10, warmup=2):
     """Median wall time of one call of ``fn``, measured correctly on ``device``.
 
@@ -269,7 +270,7 @@ def time_op(fn, device, repeats=10, warmup=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_time_op", "grade": true, "points": 4}
+# %% nbgrader={"grade": true, "grade_id": "test_time_op", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 seconds = time_op(lambda: time.sleep(0.02), "cpu", repeats=3, warmup=1)
 assert isinstance(seconds, float), f"time_op should return a float (seconds), got {type(seconds).__name__}"
 assert 0.015 < seconds < 0.5, f"time_op timed a 20 ms sleep as {seconds:.4f} s; time each call with perf_counter"

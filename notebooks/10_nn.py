@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,../../notebooks//py:percent
+#     formats: source/10_nn//ipynb,notebooks//py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,7 +31,7 @@
 # **You will write:** `Module`, `Linear`, `ReLU`, `Sequential`, `Dropout`,
 # `CrossEntropyLoss`, `SGD`, `Adam`.
 
-# %% nbgrader={"grade_id": "setup", "locked": true}
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import io
 import math
 from collections import OrderedDict
@@ -179,7 +180,7 @@ print([name for name, _ in nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Line
 # Parameters are plain tensors with `requires_grad=True` here; no `nn.Parameter` needed.
 # Using `torch.nn.Module` in any form earns no points.
 
-# %% nbgrader={"grade_id": "module", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "module", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Module:
     """A rebuilt ``torch.nn.Module``: the base class of this lesson's layers and models.
 
@@ -369,7 +370,7 @@ outer = Outer()
 print([name for name, _ in outer.named_parameters()])
 print("eval() returns the module:", outer.eval() is outer, "| inner.training:", outer.inner.training)
 
-# %% nbgrader={"grade_id": "test_module_registry", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_module_registry", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Registration, order, names and identity, checked against what torch.nn.Module does with the same structure.
 assert not issubclass(Module, nn.Module), "Module must be your own class, not a subclass of torch.nn.Module"
 
@@ -459,7 +460,7 @@ with tripwire.forbid("module", what="Module"):
         "parameters() must give the same tensors every time it is called"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_module_train_eval", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_module_train_eval", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # train()/eval() flip .training through the whole tree and return the module itself.
 with tripwire.forbid("module", what="Module.train/eval"):
     outer = Outer()
@@ -507,7 +508,7 @@ with tripwire.forbid("module", what="Module.train/eval"):
 # **`ReLU()`** has no parameters; its forward pass keeps positive values and zeroes the
 # rest (`clamp`, `where` or `maximum`; not `torch.relu`).
 
-# %% nbgrader={"grade_id": "linear_relu", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "linear_relu", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Linear(Module):
     """A rebuilt ``nn.Linear``: ``y = x @ weight.T + bias``.
 
@@ -581,7 +582,7 @@ print(f"ReLU: largest difference {relu_diff:.3g}")
 # the two orders of summation slightly differently. That is rounding, not a different
 # computation, and the table says "same to rounding".
 
-# %% nbgrader={"grade_id": "test_linear", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_linear", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Shapes, leaves, the forward pass against F.linear with the same weights, and gradients against autograd.
 x = checks.seeded(0, 5, 784)
 x_before = x.clone()
@@ -635,7 +636,7 @@ other = Linear(784, 128)
 assert torch.equal(other.weight, layer.weight), "Linear must draw from torch's global generator (torch.manual_seed)"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_linear_init", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_linear_init", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # From the same seed, the same initial numbers as nn.Linear (weight drawn first, then bias).
 torch.manual_seed(0)
 theirs = nn.Linear(784, 128)
@@ -657,7 +658,7 @@ for seed, (n_in, n_out) in [(1, (128, 10)), (7, (3, 5)), (42, (1, 1)), (9, (50, 
     checks.assert_close(mine.bias, theirs.bias.detach(), f"Linear({n_in}, {n_out}).bias, seed {seed}", atol=1e-6)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_relu", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_relu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 x = torch.tensor([[-2.0, -0.0, 0.0, 0.5, 3.0]])
 x_before = x.clone()
 with tripwire.forbid("relu", what="ReLU"), tripwire.forbid("module", what="ReLU"):
@@ -690,7 +691,7 @@ with tripwire.forbid("relu", what="ReLU"):
 # One detail matters later: call each submodule as `m(x)`, through `__call__`, not
 # `m.forward(x)`, or the hooks registered on the layers inside will never run.
 
-# %% nbgrader={"grade_id": "sequential", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "sequential", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Sequential(Module):
     """A rebuilt ``nn.Sequential``: modules applied one after another.
 
@@ -750,7 +751,7 @@ table.add("Sequential(...).named_parameters()", "nn.Sequential(...).named_parame
           + abs(len(mine_names) - len(torch_names)), tol=0)
 print("parameters:", sum(p.numel() for p in model.parameters()))
 
-# %% nbgrader={"grade_id": "test_sequential", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_sequential", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The course's network: the same parameter names, shapes and order as torch's, and a forward pass in order.
 torch_seq = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
 with tripwire.forbid("module", what="Sequential"):
@@ -841,7 +842,7 @@ try:
 except (KeyError, ValueError, RuntimeError) as err:
     print("a state dict of another model is refused:", err.args[0] if err.args else err)
 
-# %% nbgrader={"grade_id": "test_state_dict", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_state_dict", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A state dict moves both ways between your modules and torch.nn, with the same outputs (atol 1e-6: rounding only).
 x = checks.seeded(5, 64, 784, scale=0.5).clamp(0, 1)
 torch.manual_seed(11)
@@ -921,7 +922,7 @@ assert all(not v.requires_grad for v in sd.values())
 checks.assert_equal(sd["0.bias"], torch.full((2,), 2.0), "state_dict()['0.bias'] after loading")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_load_state_dict_errors", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_load_state_dict_errors", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A state dict that does not fit: a clear error naming the key, and nothing modified.
 def _expect_refusal(module, bad, key, what):
     before = [p.detach().clone() for p in module.parameters()]
@@ -988,7 +989,7 @@ assert all(torch.equal(p.detach(), torch.ones_like(p)) for p in seq.parameters()
 # all ones at `p = 0`, while `rand >= p` is. Draw the mask from the global generator
 # (`torch.rand_like`), so that `torch.manual_seed` makes it reproducible.
 
-# %% nbgrader={"grade_id": "dropout", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "dropout", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Dropout(Module):
     """A rebuilt ``nn.Dropout`` (inverted dropout).
 
@@ -1061,7 +1062,7 @@ for p in (0.2, 0.5):
 eval_diff = demo.max_diff(Dropout(0.5).eval()(x), nn.Dropout(0.5).eval()(x))
 table.add("Dropout(0.5).eval()", "nn.Dropout(0.5).eval()", "outputs in evaluation mode", eval_diff)
 
-# %% nbgrader={"grade_id": "test_dropout", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_dropout", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Training mode on a large tensor: zero or exactly x / (1 - p), the right fraction zeroed, the mean preserved.
 g = torch.Generator().manual_seed(0)
 x = torch.rand(1000, 1000, generator=g) + 0.5            # 1e6 values, none zero
@@ -1120,7 +1121,7 @@ checks.assert_close(xg.grad, (o.detach() != 0).float() / 0.75, "gradient of Drop
                     hint="multiply x by the mask and the scale so that autograd sees it")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_dropout_eval_edges", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_dropout_eval_edges", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Evaluation mode is the identity; p = 0 and p = 1; invalid p.
 x = torch.rand(200, 300) + 0.5
 with tripwire.forbid("dropout", what="Dropout"):
@@ -1161,7 +1162,7 @@ assert list(Dropout(0.3).parameters()) == [], "Dropout has no parameters"
 # that logits of 10,000 do not overflow; take the log of the softmax; average minus the
 # log-probability of each target.
 
-# %% nbgrader={"grade_id": "cross_entropy", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "cross_entropy", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class CrossEntropyLoss(Module):
     """A rebuilt ``nn.CrossEntropyLoss`` (mean over the batch). No parameters.
 
@@ -1180,7 +1181,7 @@ class CrossEntropyLoss(Module):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_cross_entropy", "grade": true, "points": 1}
+# %% nbgrader={"grade": true, "grade_id": "test_cross_entropy", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 logits = checks.seeded(0, 8, 10, scale=3.0)
 targets = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(0))
 with tripwire.forbid("softmax", what="CrossEntropyLoss"), tripwire.forbid("module", what="CrossEntropyLoss"):
@@ -1245,7 +1246,7 @@ hook_diff = max(demo.max_diff(a, b) for a, b in zip(activations["yours"], activa
 table.add("register_forward_hook on each layer", "nn.Module.register_forward_hook", "the three activations the "
           "hooks recorded, 64 images", hook_diff if len(activations["yours"]) == 3 else math.inf)
 
-# %% nbgrader={"grade_id": "test_hooks", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_hooks", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Hooks run after forward, in registration order, see (module, inputs tuple, output), may replace the output,
 # and stop after remove().
 calls = []
@@ -1342,7 +1343,7 @@ assert box and box[0][0] is seq and box[0][1] is xs and box[0][2] is res, "a hoo
 # `list(params)`. And the update must modify each tensor in place (`p -= ...`, `p.sub_`),
 # because the model holds those very tensors; `p = p - ...` only rebinds a local name.
 
-# %% nbgrader={"grade_id": "optimizers", "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "optimizers", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class SGD:
     """A rebuilt ``torch.optim.SGD`` with optional momentum.
 
@@ -1437,7 +1438,7 @@ class Adam:
         ### END SOLUTION
 
 
-# %% nbgrader={"grade_id": "test_sgd", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_sgd", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Plain SGD and momentum against torch.optim.SGD on the same gradients, 50 steps (atol 1e-6 + rtol 1e-6: rounding).
 def _grad_fn(step, params):
     g = torch.Generator().manual_seed(1000 + step)
@@ -1518,7 +1519,7 @@ for (n, p), (_, q) in zip(mm.named_parameters(), tm.named_parameters()):
     checks.assert_close(p.detach(), q.detach(), f"{n} after 10 SGD steps on a model", atol=1e-5)   # 1e-5: float32 rounding
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade_id": "test_adam", "grade": true, "points": 2}
+# %% nbgrader={"grade": true, "grade_id": "test_adam", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Adam against torch.optim.Adam on the same gradients, 100 steps (atol 1e-6 + rtol 1e-6: rounding only).
 start = [checks.seeded(1, 5, 3), checks.seeded(2, 3)]
 _compare(Adam, "adam", start, 100, "t += 1 first; bias-correct m and v with 1 - beta**t; eps outside the sqrt", lr=1e-3)

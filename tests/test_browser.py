@@ -8,9 +8,9 @@
   end), the solution and release notebooks run with Run > Run All Cells, and what a student
   sees checked: no errors in a solution, the ``NotImplementedError`` of an untouched stub in a
   release, every widget rendered, a slider that changes the numbers it drives, the quiz
-  answering a click, the digit pad of lesson 10 answering a stroke. Two known defects are
-  strict xfails (they fail the suite once fixed, so that the marker goes): saving a paired
-  source notebook, and quiz choices too long for their line.
+  answering a click, the digit pad of lesson 10 answering a stroke, long quiz choices
+  fitting their lines, and an instructor's edit of a paired source notebook reaching its
+  notebooks/ twin when saved.
 
 Screenshots go to ``artifacts/screenshots/``, the page to ``artifacts/digits.html`` and the
 agreement figures to ``artifacts/web_page_agreement.json``. Chromium must be installed
@@ -312,18 +312,15 @@ def lab_root(course, trained, tmp_path_factory) -> Path:
 
     Lesson 07 leaves ``mnist_mlp.pt`` beside its notebook; the one of this module's network is put
     there, so that lesson 10's pad loads it as it would for a student instead of training again.
-    The source notebooks lose their jupytext pairing here (reading a paired notebook a second time
-    fails, see test_instructor_can_edit_and_save_a_paired_source_notebook); ``instructor/`` holds one
-    lesson with its pairing and its notebooks/ twin, for that test.
+    The source notebooks keep their jupytext pairing with ``notebooks/``, as in a checkout;
+    ``instructor/`` holds a second copy of one lesson and its twin, which
+    test_instructor_can_edit_and_save_a_paired_source_notebook edits.
     """
     root = tmp_path_factory.mktemp("lab-root")
     for kind in ("source", "release"):
         for lesson in LESSONS:
             shutil.copytree(course / kind / lesson, root / kind / lesson)
-    for path in (root / "source").glob("*/*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        nb.metadata.pop("jupytext", None)
-        nbformat.write(nb, path)
+    shutil.copytree(course / "notebooks", root / "notebooks")
     (root / "source" / "07_loop").mkdir(parents=True, exist_ok=True)
     torch.save(trained, root / "source" / "07_loop" / "mnist_mlp.pt")
     # an instructor's checkout, pairing kept: instructor/source/<lesson>/<lesson>.ipynb and its text twin
@@ -334,7 +331,7 @@ def lab_root(course, trained, tmp_path_factory) -> Path:
     for path, _ in sorted(pair, key=lambda p: p[0].endswith(".ipynb")):      # the notebook last, newest, as built
         relative = Path(path).relative_to(ROOT)
         (root / "instructor" / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source if relative.suffix == ".ipynb" else ROOT / relative, root / "instructor" / relative)
+        shutil.copy(course / relative, root / "instructor" / relative)
     return root
 
 
@@ -581,8 +578,6 @@ def test_lab_release_opens_and_its_standalone_widgets_render(opened, lab_root, l
     nb.widget_screenshots(f"lab-{lesson}-release")
 
 
-@pytest.mark.xfail(strict=True, reason="jupytext cannot map the paired .py back to its notebook through the "
-                                      "'../../notebooks' prefix: saving says 'Unable to read paired notebook'")
 def test_instructor_can_edit_and_save_a_paired_source_notebook(opened, lab_root):
     """COURSE.md: instructors may edit source/ in JupyterLab, the notebooks/ twin following the edit."""
     lesson = LESSONS[0]
@@ -614,8 +609,6 @@ def longest_quiz_choice(notebook: Path) -> int:
     return longest
 
 
-@pytest.mark.xfail(strict=True, reason="grader/widgets/quiz.py: a RadioButtons label is one fixed-height line, "
-                                      "so a long choice runs out of its box, over the next choice")
 def test_quiz_choices_fit_their_lines(opened, lab_root):
     """The longest quiz choices of the course, in the release: each on its own line(s), next to its button."""
     releases = {name: lab_root / "release" / name / f"{name}.ipynb" for name in LESSONS}

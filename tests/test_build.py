@@ -13,14 +13,17 @@ from conftest import ALL_LESSONS, LESSONS, ROOT
 from grader import build as course_build
 
 
-@pytest.mark.parametrize("kind", ["source", "release"])
+@pytest.mark.parametrize("kind", ["notebooks", "source", "release"])
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_committed_build_is_in_sync(course, lesson, kind):
-    fresh = course / kind / lesson / f"{lesson}.ipynb"
-    committed = ROOT / kind / lesson / f"{lesson}.ipynb"
+    """notebooks/ too: the build writes each cell's nbgrader metadata back in full, so that the
+    jupytext pair opens in JupyterLab (it refuses a pair whose two files hold different cells)."""
+    name = f"{lesson}.py" if kind == "notebooks" else f"{lesson}/{lesson}.ipynb"
+    fresh = course / kind / name
+    committed = ROOT / kind / name
     assert committed.exists(), f"{committed} is missing: run `make build` and commit it"
     assert committed.read_text() == fresh.read_text(), (
-        f"{kind}/{lesson} differs from a fresh build of notebooks/{lesson}.py: run `make build` and commit")
+        f"{kind}/{name} differs from a fresh build of notebooks/{lesson}.py: run `make build` and commit")
 
 
 def test_no_stray_built_lessons():
@@ -74,3 +77,43 @@ def test_build_rejects_bad_cells(tmp_path):
         (tmp_path / "notebooks" / f"{name}.py").write_text(text)
         with pytest.raises(course_build.BuildError, match=message):
             course_build.build_source(name, root=tmp_path, out=tmp_path)
+
+
+@pytest.mark.parametrize("newer", ["source", "notebooks"])
+def test_jupyterlab_save_of_a_source_notebook_reaches_its_text_twin(course, tmp_path, newer):
+    """What JupyterLab does through jupytext's contents manager, whichever file of the pair a
+    checkout left newer: opening and saving either file changes neither; an edit of the source
+    notebook reaches notebooks/<lesson>.py."""
+    import asyncio
+    import os
+
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
+
+    lesson = LESSONS[0]
+    files = {"source": Path("source") / lesson / f"{lesson}.ipynb", "notebooks": Path("notebooks") / f"{lesson}.py"}
+    for kind, relative in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes((course / relative).read_bytes())
+        stamp = 2_000_000_000 if kind == newer else 1_900_000_000
+        os.utime(tmp_path / relative, (stamp, stamp))
+
+    def contents() -> dict:
+        """The pair as data: the notebook parsed (the server writes its own JSON layout), the text as is."""
+        return {"source": nbformat.read(tmp_path / files["source"], as_version=4),
+                "notebooks": (tmp_path / files["notebooks"]).read_text()}
+
+    before = contents()
+    manager = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(tmp_path))
+
+    async def open_and_save(relative: Path, edit: str = "") -> None:
+        model = await manager.get(str(relative))
+        model["content"]["cells"][0]["source"] += edit
+        await manager.save(model, str(relative))
+
+    for relative in files.values():
+        asyncio.run(open_and_save(relative))
+        assert contents() == before, f"opening and saving {relative} in JupyterLab changed the pair ({newer} newer)"
+    asyncio.run(open_and_save(files["source"], "\n\nEdited in JupyterLab."))
+    assert "Edited in JupyterLab." in (tmp_path / files["notebooks"]).read_text(), (
+        "an edit saved in source/ did not reach notebooks/: check the jupytext pairing in grader/build.py")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 
 import pytest
@@ -203,11 +202,14 @@ def test_resampling_is_torchs_antialiased_bilinear(n, m):
 
 
 def test_the_page_prepares_drawings_like_the_notebook_pad():
-    """Lesson 10's pad and the page must see a drawing alike (they are two copies of one recipe)."""
-    canvas = pytest.importorskip("grader.widgets.canvas")
-    if not hasattr(canvas, "preprocess_drawing"):
-        pytest.skip("grader.widgets.canvas has no preprocess_drawing")
+    """Lesson 10's pad and the page see a drawing alike: the pad checks its input, then uses this recipe."""
+    from grader.widgets import canvas
+
     for seed in range(4):
         image = stroke_image(seed=seed)
-        assert torch.allclose(web.preprocess_drawing(image), canvas.preprocess_drawing(image), atol=1e-5)
-    assert math.isclose(web.INK, canvas.INK)
+        assert torch.equal(web.preprocess_drawing(image), canvas.preprocess_drawing(image)), f"stroke seed {seed}"
+    line = torch.zeros(200, 50)
+    line[20:180, 30] = 1.0                      # one pixel wide: scaled to a side of 1 pixel
+    assert torch.equal(web.preprocess_drawing(line), canvas.preprocess_drawing(line))
+    with pytest.raises(TypeError, match="uint8"):
+        canvas.preprocess_drawing((line * 255).to(torch.uint8))     # the pad's own contract: floats only

@@ -24,7 +24,10 @@ def test_grade_answer():
 
 def test_quiz_feedback_appears_when_an_answer_is_picked():
     box = quiz([Q])
-    title, picker, feedback = box.children[0].children
+    style, question = box.children
+    assert "course-quiz" in style.value, "the quiz lost the style that lets long choices wrap"
+    title, picker, feedback = question.children
+    assert "course-quiz" in picker._dom_classes
     assert feedback.value == ""
     picker.value = 0
     assert "Not quite" in feedback.value

@@ -27,10 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: pixels brighter than this count as ink when finding the drawing's bounding box
-INK = 0.02
-#: MNIST's digits fit a 20x20 box inside the 28x28 image
-BOX, SIZE, CENTRE = 20, 28, 14.0
+from grader import web
+from grader.web import BOX, CENTRE, INK, SIZE   # one recipe for the pad and the web page
 
 
 def _check_image(image) -> torch.Tensor:
@@ -68,7 +66,8 @@ def centre_of_mass(image: torch.Tensor) -> tuple[float, float]:
 def preprocess_drawing(image: torch.Tensor) -> torch.Tensor:
     """Make a drawing look like an MNIST digit, ready for a 784-input network.
 
-    The steps MNIST's authors applied to their scans:
+    The steps MNIST's authors applied to their scans (the web page of :mod:`grader.web` runs
+    the same ones in JavaScript, and this function is that module's, so both see a drawing alike):
 
     1. crop to the bounding box of the ink (pixels above :data:`INK`);
     2. scale so that the longer side is 20 pixels, keeping the aspect ratio (bilinear with
@@ -88,24 +87,7 @@ def preprocess_drawing(image: torch.Tensor) -> torch.Tensor:
             to classify, and a blank image would still get a confident-looking answer.
         TypeError / ValueError: for something that is not a [H, W] float image in [0, 1].
     """
-    image = _check_image(image)
-    ink = image > INK
-    if not ink.any():
-        raise ValueError("empty drawing: no pixel is brighter than the ink threshold, so there is nothing to classify")
-    rows = ink.any(1).nonzero().flatten()
-    cols = ink.any(0).nonzero().flatten()
-    crop = image[int(rows[0]):int(rows[-1]) + 1, int(cols[0]):int(cols[-1]) + 1]
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = F.interpolate(crop[None, None], size=(new_h, new_w), mode="bilinear", align_corners=False,
-                          antialias=True)[0, 0].clamp(0, 1)
-    cy, cx = centre_of_mass(small)
-    top = min(max(math.floor(CENTRE - cy + 0.5), 0), SIZE - new_h)
-    left = min(max(math.floor(CENTRE - cx + 0.5), 0), SIZE - new_w)
-    out = torch.zeros(SIZE, SIZE)
-    out[top:top + new_h, left:left + new_w] = small
-    return out.reshape(SIZE * SIZE)
+    return web.preprocess_drawing(_check_image(image))
 
 
 def stamp_line(raster: torch.Tensor, x0: float, y0: float, x1: float, y1: float, radius: float) -> torch.Tensor:

@@ -35,9 +35,22 @@ def grade_answer(question: Question, choice: int | None) -> tuple[bool, str]:
     return False, f"Not quite: the answer is \u201c{question.choices[question.answer]}\u201d. {question.explanation}"
 
 
+# ipywidgets draws each radio choice as a label of one fixed-height line: a long choice would
+# run over the next one. These rules let a label wrap, its button staying at its first line.
+STYLE = """<style>
+.course-quiz .widget-radio-box label {
+  height: auto !important; white-space: normal !important; line-height: 1.35;
+  display: flex !important; flex-direction: row-reverse; justify-content: flex-end;
+  align-items: baseline; gap: 6px; margin: 3px 0;
+}
+.course-quiz .widget-radio-box input { flex: none; position: static !important; margin: 0 !important; }
+</style>"""
+
+
 def _one(number: int, question: Question) -> w.Widget:
     options = [(text, i) for i, text in enumerate(question.choices)]
     picker = w.RadioButtons(options=options, value=None, layout=w.Layout(width="auto"))
+    picker.add_class("course-quiz")
     feedback = w.HTML()
 
     def show(change=None):
@@ -52,4 +65,4 @@ def _one(number: int, question: Question) -> w.Widget:
 
 def quiz(questions: list[Question]) -> w.VBox:
     """A column of questions, each with its radio buttons and immediate feedback."""
-    return w.VBox([_one(i + 1, q) for i, q in enumerate(questions)])
+    return w.VBox([w.HTML(STYLE)] + [_one(i + 1, q) for i, q in enumerate(questions)])
