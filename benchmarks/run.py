@@ -164,27 +164,52 @@ def notebooks(lessons: list[str]) -> dict:
     return out
 
 
-def grading(lessons: list[str], class_size: int) -> dict:
+def half_done(source: Path, release: Path) -> "nbformat.NotebookNode":
+    """A student who wrote every other solution cell: the others are left as released (stubs)."""
+    import nbformat
+
+    nb, stubs = (nbformat.read(path, as_version=4) for path in (source, release))
+    stub = {c.metadata["nbgrader"]["grade_id"]: c.source for c in stubs.cells if "nbgrader" in c.metadata}
+    solutions = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    for cell in solutions[1::2]:
+        cell.source = stub[cell.metadata["nbgrader"]["grade_id"]]
+    return nb
+
+
+def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[int] | None = None) -> dict:
+    """Autograde a class: ``class_size - mixed`` solutions and ``mixed`` half-done notebooks per lesson."""
+    import nbformat
+
     from grader import build, grading as g
 
     cores = os.cpu_count() or 1
-    out = {"class_size": class_size, "cores": cores, "per_lesson": {}}
+    workers = workers or sorted({1, cores})
+    out = {"class_size": class_size, "mixed": mixed, "cores": cores, "per_lesson": {}}
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp)
         build.build(lessons, root=ROOT, out=course)
         for lesson in lessons:
+            source = course / "source" / lesson / f"{lesson}.ipynb"
+            partial = course / "tmp" / f"{lesson}.ipynb"
+            partial.parent.mkdir(exist_ok=True)
+            nbformat.write(half_done(source, course / "release" / lesson / f"{lesson}.ipynb"), partial)
             for i in range(class_size):
-                g.submit(course, lesson, f"student{i:02d}", course / "source" / lesson / f"{lesson}.ipynb")
-        for workers in sorted({1, cores}):
+                g.submit(course, lesson, f"student{i:02d}", partial if i >= class_size - mixed else source)
+        for n in workers:
             start = time.perf_counter()
-            outcomes = g.autograde_class(course, lessons, workers=workers, progress=False)
-            out[f"class_seconds_{workers}_workers"] = time.perf_counter() - start
-            if workers == 1:
-                for lesson in lessons:
-                    out["per_lesson"][lesson] = statistics.median(o.seconds for o in outcomes if o.lesson == lesson)
-            assert all(o.score == o.max_score for o in outcomes), "a solution lost points while benchmarking"
+            outcomes = g.autograde_class(course, lessons, workers=n, progress=False)
+            out[f"class_seconds_{n}_workers"] = time.perf_counter() - start
+            out["per_lesson"] = out["per_lesson"] or {
+                lesson: statistics.median(o.seconds for o in outcomes if o.lesson == lesson) for lesson in lessons}
+            full = [o for o in outcomes if int(o.student[7:]) < class_size - mixed]
+            half = [o for o in outcomes if int(o.student[7:]) >= class_size - mixed]
+            assert all(o.score == o.max_score for o in full), "a solution lost points while benchmarking"
+            assert all(0 < o.score < o.max_score for o in half if o.lesson != "09_gpu"), \
+                f"half-done notebooks should earn part of the points: {[(o.student, o.lesson, o.score) for o in half]}"
+            out["mixed_scores"] = {f"{o.student}/{o.lesson}": [o.score, o.max_score] for o in half}
             shutil.rmtree(course / "autograded", ignore_errors=True)
-        out["speed_up"] = out["class_seconds_1_workers"] / out[f"class_seconds_{cores}_workers"]
+        if len(workers) > 1:
+            out["speed_up"] = out[f"class_seconds_{workers[0]}_workers"] / out[f"class_seconds_{workers[-1]}_workers"]
     return out
 
 
@@ -225,10 +250,11 @@ def table(results: dict) -> str:
     g = results.get("grading")
     if g:
         lines.append("\nautograde, one student (s): " + ", ".join(f"{k} {v:.1f}" for k, v in g["per_lesson"].items()))
-        many = g[f"class_seconds_{g['cores']}_workers"]
-        lines.append(f"class of {g['class_size']} on {len(g['per_lesson'])} lesson(s): "
-                     f"1 worker {g['class_seconds_1_workers']:.0f} s, {g['cores']} workers "
-                     f"{many:.0f} s, speed-up {g['speed_up']:.2f}x")
+        timings = ", ".join(f"{key.split('_')[2]} worker(s) {value:.0f} s" for key, value in g.items()
+                            if key.startswith("class_seconds_"))
+        speed_up = f", speed-up {g['speed_up']:.2f}x" if "speed_up" in g else ""
+        lines.append(f"class of {g['class_size']} ({g.get('mixed', 0)} half-done) on {len(g['per_lesson'])} "
+                     f"lesson(s): {timings}{speed_up}")
     c = results.get("gpu")
     if c:
         lines.append("\nGPU: " + (c.get("skipped") or f"{c['device']}: epoch {c['cuda_epoch']['median']:.3f} s vs "
@@ -241,6 +267,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="throughput,accuracy,notebooks,grading,gpu")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--class-size", type=int, default=4)
+    p.add_argument("--mixed", type=int, default=0, help="how many of the class hand in half-done notebooks")
+    p.add_argument("--workers", default="", help="worker counts to time, e.g. 2 (default: 1 and every core)")
     p.add_argument("--lessons", default="")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = p.parse_args(argv)
@@ -258,7 +286,8 @@ def main(argv=None) -> int:
     if "notebooks" in only:
         results["notebooks"] = notebooks(lessons)
     if "grading" in only:
-        results["grading"] = grading(lessons, args.class_size)
+        results["grading"] = grading(lessons, args.class_size, args.mixed,
+                                     [int(n) for n in args.workers.split(",") if n] or None)
     if "gpu" in only:
         results["gpu"] = gpu(args.repeats)
     print(table(results))

@@ -463,8 +463,12 @@ class Notebook:
                 path = screenshot_path(f"{name}-{k + 1:02d}")
                 page.screenshot(path=str(path))
                 paths.append(path)
-                moved = page.evaluate(f"() => {{ const s = {scroller}; const before = s.scrollTop; "
-                                      f"s.scrollTop = before + s.clientHeight - 60; return s.scrollTop > before; }}")
+                # the last cell in view: the rest is Lab's blank space past the end, not worth a picture
+                moved = page.evaluate(f"""() => {{ const s = {scroller}, before = s.scrollTop;
+                    const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+                    const last = cells[cells.length - 1].node.getBoundingClientRect();
+                    if (last.bottom <= s.getBoundingClientRect().bottom) return false;
+                    s.scrollTop = before + s.clientHeight - 60; return s.scrollTop > before; }}""")
                 if not moved:
                     break
         finally:

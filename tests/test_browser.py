@@ -396,7 +396,8 @@ def answer_a_quiz_question(nb: bu.Notebook) -> None:
     radio = page.locator(".widget-radio-box input[type=radio]").first
     radio.scroll_into_view_if_needed()
     radio.check()
-    feedback = page.locator(".widget-vbox:has(.widget-radio-box)").first.locator(".widget-html").nth(1)
+    question = page.locator(".widget-vbox:has(> .widget-radio)").first      # title, choices, feedback
+    feedback = question.locator(":scope > .widget-html").last
     feedback.filter(has_text=re.compile(r"^(Correct|Not quite)")).wait_for(timeout=15_000)
 
 

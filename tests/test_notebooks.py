@@ -8,6 +8,10 @@ import pytest
 from conftest import LESSONS, error_outputs
 
 
+#: what a lesson's solution must print besides passing its tests (the files it leaves for later lessons)
+PRINTS = {"07_loop": ["saved 407,", "wrote mnist_mlp.html ("]}
+
+
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_solution_gets_full_marks_and_runs_clean(course, grades, lesson):
     scores, graded = grades.grade(lesson, course / "source" / lesson / f"{lesson}.ipynb")
@@ -16,6 +20,10 @@ def test_solution_gets_full_marks_and_runs_clean(course, grades, lesson):
     errors = error_outputs(graded)
     assert not lost, f"{lesson}: the solution lost points in {lost}; errors in the notebook: {errors}"
     assert not errors, f"{lesson}: the solution notebook printed errors: {errors}"
+    printed = "".join(out.get("text", "") for cell in graded.cells if cell.cell_type == "code"
+                      for out in cell.get("outputs", []))
+    missing = [text for text in PRINTS.get(lesson, []) if text not in printed]
+    assert not missing, f"{lesson}: the solution never printed {missing}"
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
