@@ -148,8 +148,11 @@ def _patched(path: str, record: Record) -> Iterator[None]:
     try:
         owner, attr = _resolve(path)
         original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+        present = True
     except (ImportError, AttributeError, KeyError):
-        yield                                   # not present in this torch version: nothing to guard
+        present = False                         # not in this torch version: nothing to guard
+    if not present:
+        yield                                   # outside the except: a student's error must not show ours
         return
 
     def trap(*args, **kwargs):

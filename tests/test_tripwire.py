@@ -92,3 +92,13 @@ def test_the_students_own_exception_is_not_hidden():
     with pytest.raises(ValueError, match="unknown job"):
         with forbid("nope"):
             pass
+
+
+@pytest.mark.parametrize("job", sorted(tripwire.JOBS))
+def test_a_students_error_carries_no_tripwire_context(job):
+    """A stub's NotImplementedError must read as the student's own: no 'During handling of the
+    above exception' pointing into the tripwire (a guarded name missing from this torch did that)."""
+    with pytest.raises(NotImplementedError) as raised:
+        with forbid(job):
+            raise NotImplementedError()
+    assert raised.value.__context__ is None, f"{job}: the student's error carries {raised.value.__context__!r}"

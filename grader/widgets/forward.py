@@ -271,7 +271,7 @@ def show_digits(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor 
                          + ("" if preds is None else f", {len(preds)} predictions"))
     fig, axes = plt.subplots(1, n, figsize=(1.3 * n, 1.8), squeeze=False)
     for i, ax in enumerate(axes[0]):
-        ax.imshow(images[i], cmap="gray_r")
+        ax.imshow(images[i].cpu().numpy(), cmap="gray_r")
         ax.set_xticks([])
         ax.set_yticks([])
         if preds is None:
@@ -295,7 +295,7 @@ def show_weights(W1: torch.Tensor, units: Sequence[int] = (0, 1, 2, 3, 4, 5)):
     fig, axes = plt.subplots(1, len(units), figsize=(1.4 * len(units), 1.8), squeeze=False)
     limit = float(W1[:, list(units)].abs().max())
     for ax, u in zip(axes[0], units):
-        ax.imshow(W1[:, u].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.imshow(W1[:, u].reshape(28, 28).cpu().numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(f"unit {u}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
