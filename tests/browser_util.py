@@ -352,12 +352,19 @@ class Notebook:
         self._start_and_wait(before, timeout_s)
 
     def run_from(self, index: int, timeout_s: float) -> None:
-        """Select cell ``index`` and Run > Run Selected Cell and All Below (Run Selected Cell for the last one)."""
+        """Select cell ``index`` and Run > Run Selected Cell and All Below (Run Selected Cell for the last one).
+
+        On a loaded machine a click can land while JupyterLab redraws the notebook and run
+        nothing; the menu is tried up to three times before giving up.
+        """
         before = self.executed()
-        self.page.evaluate("i => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = i; }", index)
         last = index == self.state()["cells"] - 1       # JupyterLab greys "and All Below" out on the last cell
-        self.menu("Run", "Run Selected Cell and Do not Advance" if last else "Run Selected Cell and All Below")
-        self._start_and_wait(before, timeout_s)
+        for _ in range(3):
+            self.page.evaluate("i => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = i; }", index)
+            self.menu("Run", "Run Selected Cell and Do not Advance" if last else "Run Selected Cell and All Below")
+            self._start_and_wait(before, timeout_s)
+            if self.executed() != before:
+                return
 
     def run_cells(self, indices: list[int], timeout_s: float) -> None:
         """Run just these cells, one after the other (as Shift+Enter on each would)."""

@@ -3,7 +3,8 @@
 * The web page of :mod:`grader.web`: a network trained here is exported to one HTML file; its
   JavaScript must give PyTorch's predictions and probabilities (within 1e-5) for real MNIST
   test digits, prepare digits drawn onto its canvas (by script and with the mouse) exactly as
-  :func:`grader.web.preprocess_drawing` does, and show the answer in its bar chart.
+  :func:`grader.web.preprocess_drawing` does, and show the answer in its bar chart. The page
+  that lesson 07's solution writes, run in JupyterLab, is checked against the network it saved.
 * JupyterLab: a server on a free loopback port with a random token (always stopped at the
   end), the solution and release notebooks run with Run > Run All Cells, and what a student
   sees checked: no errors in a solution, the ``NotImplementedError`` of an untouched stub in a
@@ -15,7 +16,7 @@
 Screenshots go to ``artifacts/screenshots/``, the page to ``artifacts/digits.html`` and the
 agreement figures to ``artifacts/web_page_agreement.json``. Chromium must be installed
 (``make test`` does it with apt where it is missing); without it these tests fail and say so.
-The suite takes about four minutes on two cores.
+The suite takes about nine minutes on two cores.
 """
 
 from __future__ import annotations
