@@ -88,8 +88,7 @@ def build_source(lesson: str, root: Path = ROOT, out: Path | None = None) -> Pat
     pair then hold the same cells, which jupytext requires before JupyterLab opens the pair.
     """
     out = out or root
-    text = root / "notebooks" / f"{lesson}.py"
-    nb = jupytext.read(text)
+    nb = jupytext.read(root / "notebooks" / f"{lesson}.py")
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):
         _normalize(cell, index, lesson, seen)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from grader import web
-from grader.web import BOX, CENTRE, INK, SIZE   # one recipe for the pad and the web page
+from grader.web import INK, SIZE   # one recipe for the pad and the web page
 
 
 def _check_image(image) -> torch.Tensor:
