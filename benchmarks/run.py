@@ -190,21 +190,23 @@ def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[i
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp)
         build.build(lessons, root=ROOT, out=course)
+        students = [f"student{i:02d}" for i in range(class_size)]
+        halfway = set(students[class_size - mixed:])
         for lesson in lessons:
             source = course / "source" / lesson / f"{lesson}.ipynb"
             partial = course / "tmp" / f"{lesson}.ipynb"
             partial.parent.mkdir(exist_ok=True)
             nbformat.write(half_done(source, course / "release" / lesson / f"{lesson}.ipynb"), partial)
-            for i in range(class_size):
-                g.submit(course, lesson, f"student{i:02d}", partial if i >= class_size - mixed else source)
+            for student in students:
+                g.submit(course, lesson, student, partial if student in halfway else source)
         for n in workers:
             start = time.perf_counter()
             outcomes = g.autograde_class(course, lessons, workers=n, progress=False)
             out[f"class_seconds_{n}_workers"] = time.perf_counter() - start
             out["per_lesson"] = out["per_lesson"] or {
                 lesson: statistics.median(o.seconds for o in outcomes if o.lesson == lesson) for lesson in lessons}
-            full = [o for o in outcomes if int(o.student[7:]) < class_size - mixed]
-            half = [o for o in outcomes if int(o.student[7:]) >= class_size - mixed]
+            full = [o for o in outcomes if o.student not in halfway]
+            half = [o for o in outcomes if o.student in halfway]
             assert all(o.score == o.max_score for o in full), "a solution lost points while benchmarking"
             assert all(0 < o.score < o.max_score for o in half), \
                 f"half-done notebooks should earn part of the points: {[(o.student, o.lesson, o.score) for o in half]}"
