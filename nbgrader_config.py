@@ -11,6 +11,26 @@ c.CourseDirectory.course_id = "nn-by-hand"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# Grading: every kernel runs in the sandbox (grader.sandbox: bubblewrap, limits per notebook), and
+# every test cell's points are decided by the judge in this process, from the record of what the
+# student's code returned (grader.judge). Plain `nbgrader autograde` and the formgrader use this too.
+from grader.judge.preprocessor import JudgeTests  # noqa: E402
+from grader.sandbox.execute import SandboxedExecute  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,  # noqa: E402
+                                    LimitOutput, SaveAutoGrades)
+
+c.Autograde.autograde_preprocessors = [SandboxedExecute, JudgeTests, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+
+# The sandbox's limits, per notebook (see README, "What a submission can and cannot do during grading").
+c.Sandbox.memory = "4G"              # address space of the kernel
+c.Sandbox.processes = 256            # processes and threads
+c.Sandbox.disk = "512M"              # its home, working folder and /tmp together
+c.Sandbox.output = "8M"              # bytes of output; more is dropped
+c.Sandbox.record = "256M"            # bytes of test records handed to the judge
+c.Sandbox.notebook_timeout = 1200    # seconds for the whole notebook
+
 # Grading: one cell may run at most this long, then it is interrupted and the run goes on.
 # The longest solution cell (training on all of MNIST in 07) takes about a minute here.
 c.Execute.timeout = 600

@@ -82,12 +82,33 @@ JOBS: dict[str, Job] = {
                   ("torch.nn.Module.__init__", "torch.nn.Module.__setattr__", "torch.nn.Module.parameters",
                    "torch.nn.Module.state_dict", "torch.nn.Module.load_state_dict", "torch.nn.Linear.forward"),
                   "keep your own registry of parameters and submodules; torch.nn.Module is what you are rebuilding"),
+    "idx": Job(frozenset(), frozenset(), ("grader.data.parse_idx", "grader.data.read_bytes", "grader.data.load_mnist",
+                                          "grader.data._load"),
+               "open the file (gzip.open for .gz), read the header's big-endian integers and the bytes after it"),
 }
 JOBS["log_softmax"] = JOBS["cross_entropy"] = JOBS["softmax"]
 
 
 class ShortcutUsed(AssertionError):
     """A forbidden library function was called inside a student's function."""
+
+
+#: records of the ``forbid`` blocks open right now, innermost last (the judge's recorder reads them)
+ACTIVE: list = []
+#: while > 0, the traps let everything through (the grader's own bookkeeping runs inside ``forbid`` blocks)
+_suspended = [0]
+#: when set, ``forbid`` is answered by the judge's replay instead of by traps (see grader.judge.replay)
+_replay = [None]
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Let every call through while the grader's own code runs (the judge's recorder uses it)."""
+    _suspended[0] += 1
+    try:
+        yield
+    finally:
+        _suspended[0] -= 1
 
 
 @dataclass
@@ -110,7 +131,7 @@ class _FunctionTrap(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in self.names:
+        if name in self.names and not _suspended[0]:
             self.record.calls.append(f"{name}()")
             raise ShortcutUsed(self.record.message())
         return func(*args, **(kwargs or {}))
@@ -123,7 +144,7 @@ class _DispatchTrap(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
-        if name in self.names:
+        if name in self.names and not _suspended[0]:
             self.record.calls.append(f"aten.{name}")
             raise ShortcutUsed(self.record.message())
         return func(*args, **(kwargs or {}))
@@ -156,6 +177,9 @@ def _patched(path: str, record: Record) -> Iterator[None]:
         return
 
     def trap(*args, **kwargs):
+        if _suspended[0]:
+            call = original if callable(original) else original.__get__(None, owner)
+            return call(*args, **kwargs)
         record.calls.append(path)
         raise ShortcutUsed(record.message())
 
@@ -179,6 +203,22 @@ def forbid(job: str, what: str | None = None) -> Iterator[Record]:
         raise ValueError(f"unknown job {job!r}; expected one of {sorted(JOBS)}")
     spec = JOBS[job]
     record = Record(job, what or job)
+    if _replay[0] is not None:                  # the judge: the record of the kernel decides
+        with _replay[0].forbid(record):
+            yield record
+        return
+    ACTIVE.append(record)
+    try:
+        with _guarded(spec, record):
+            yield record
+    finally:
+        ACTIVE.remove(record)
+    if record.calls:
+        raise ShortcutUsed(record.message())
+
+
+@contextmanager
+def _guarded(spec: Job, record: Record) -> Iterator[None]:
     with ExitStack() as stack:
         for path in spec.attrs:
             stack.enter_context(_patched(path, record))
@@ -187,12 +227,10 @@ def forbid(job: str, what: str | None = None) -> Iterator[Record]:
         if spec.aten:
             stack.enter_context(_DispatchTrap(record, spec.aten))
         try:
-            yield record
+            yield
         except ShortcutUsed:
             if not record.calls:                # raised by the student's own code: not ours to hide
                 raise
-    if record.calls:
-        raise ShortcutUsed(record.message())
 
 
 def call(fn: Callable, *args, job: str, what: str | None = None, **kwargs):

@@ -366,9 +366,9 @@ for name, g, p in zip(["dW1", "db1", "dW2", "db2"], mine, [W1, b1, W2, b2]):
 for p in (W1, b1, W2, b2):
     p.grad = None              # leave the parameters as we found them
 
-# %% nbgrader={"grade": true, "grade_id": "test_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-# The 784-128-10 network against torch.autograd (reference.backward); tolerance 1e-5, the contract's
-# (float32 sums over the batch differ from autograd's by about 1e-7).
+# %% nbgrader={"grade": false, "grade_id": "backward_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
+# What the tests of `backward` check, case by case (a helper cell: the grader runs it beside each test).
+# Tolerance 1e-5, the contract's (float32 sums over the batch differ from autograd's by about 1e-7).
 names = ["dW1", "db1", "dW2", "db2"]
 hints = {"dW1": "x.T @ d_hpre, where d_hpre = d_h * (h_pre > 0) and d_h = d_out @ W2.T",
          "db1": "d_hpre.sum(dim=0): b1 was added to every row, so its gradient sums the rows",
@@ -391,6 +391,8 @@ def check_backward(xb, tb, params, label):
         checks.assert_close(g, e, f"backward{label}[{n}]", atol=1e-5, hint=hints[n])
 
 
+# %% nbgrader={"grade": true, "grade_id": "test_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The 784-128-10 network against torch.autograd (reference.backward), with check_backward above.
 gen = torch.Generator().manual_seed(0)
 check_backward(torch.rand(8, 784, generator=gen), torch.randint(0, 10, (8,), generator=gen),
                reference.init_params(seed=1), "(batch 8, 784-128-10)")

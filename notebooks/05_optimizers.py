@@ -763,8 +763,8 @@ checks.assert_close(params[0], expected, "params[0] after adam_step with gradien
 # place), each velocity or moment is also the same tensor, changed in place, and `p.grad`
 # is exactly what it was before the step.
 
-# %% nbgrader={"grade": true, "grade_id": "test_updates_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-# Parameters and optimizer state are updated in place: same objects, same memory, still leaves, values changed.
+# %% nbgrader={"grade": false, "grade_id": "step_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
+# One step of each of your optimizers, with torch.optim off limits (a helper cell: the grader runs it beside each test).
 def take_step(kind, ps, state, t):
     with tripwire.forbid("optim", what=f"{kind}_step"):
         if kind == "sgd":
@@ -775,6 +775,8 @@ def take_step(kind, ps, state, t):
             adam_step(ps, state[0], state[1], t, 0.01, (0.9, 0.999), 1e-8)
 
 
+# %% nbgrader={"grade": true, "grade_id": "test_updates_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Parameters and optimizer state are updated in place: same objects, same memory, still leaves, values changed.
 for kind, labels in (("sgd", ()), ("momentum", ("velocities",)), ("adam", ("ms", "vs"))):
     name = f"{kind}_step"
     start, grad_fn = demo.problem("quadratic", seed=11)

@@ -65,7 +65,7 @@ torch.set_num_threads(1)
 # `"ms"` and `"vs"` are the running averages of the gradients and of their squares (one
 # tensor per parameter, starting at zero) and `"t"` is the number of steps taken so far.
 
-# %% nbgrader={"grade": false, "grade_id": "toolbox", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "toolbox", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
 def init_params(seed=0, hidden=128, inputs=784, classes=10):
     """Lesson 01: Kaiming-initialised (W1, b1, W2, b2) of an inputs -> hidden -> classes MLP, leaves."""
     torch.manual_seed(seed)
@@ -256,7 +256,7 @@ print("first losses:", [round(v, 3) for v in losses[:4]], " last:", [round(v, 3)
 # by `torch.utils.data`'s samplers, and compare the losses step by step. The cell below
 # holds the helpers they share.
 
-# %% nbgrader={"grade": false, "grade_id": "loop_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "loop_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
 from contextlib import ExitStack
 
 
@@ -963,7 +963,7 @@ with tempfile.TemporaryDirectory() as folder:
             assert a.is_leaf and a.requires_grad and a.grad is None, f"load_params(...)[{name}]: not a fresh leaf"
     for name, p, b in zip(["W1", "b1", "W2", "b2"], original, before):
         checks.assert_unchanged(b, p, f"save_params: {name}")
-    saved = torch.load(Path(folder) / "small.pt")
+    saved = torch.load(Path(folder) / "small.pt", weights_only=True)
     assert isinstance(saved, dict) and set(saved) >= {"W1", "b1", "W2", "b2"}, \
         f"the file should hold the dict {{'W1': ..., 'b1': ..., 'W2': ..., 'b2': ...}}, it holds {type(saved).__name__}"
     for name, e in zip(["W1", "b1", "W2", "b2"], before):

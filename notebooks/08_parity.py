@@ -124,7 +124,7 @@ print("largest difference: ", (a - b).abs().max().item(), " in results of size u
 #   written in the order `torch.optim` writes them (`lerp_`, `addcmul_`, `addcdiv_`). We
 #   use it at the end.
 
-# %% nbgrader={"grade": false, "grade_id": "toolbox", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "toolbox", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
 def init_params(seed=0, hidden=128, inputs=784, classes=10):
     """Lesson 01: Kaiming-initialised leaves (W1, b1, W2, b2) of an inputs -> hidden -> classes MLP."""
     torch.manual_seed(seed)
@@ -783,6 +783,7 @@ for bad in ("rmsprop", "SGD", ""):
 
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_sgd", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # A short run: the shape of the result, and SGD's parity.
+X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
 Xs, ys = X_train[:512], y_train[:512]
 X_before, y_before = Xs.clone(), ys.clone()
 result = compare_training("sgd", Xs, ys, lr=0.1, batch_size=64, steps=6, hidden=32)
@@ -828,6 +829,7 @@ assert max(result["max_diff"]) < 1e-6, f"momentum drifted by {max(result['max_di
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_torch_side", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The torch side on its own: the same losses as nn.Sequential + torch.optim.Adam trained on the
 # batches of batch_order, from init_params(seed).
+X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
 X_small, y_small = X_train[:384], y_train[:384]
 result = compare_training("adam", X_small, y_small, lr=1e-3, batch_size=64, seed=3, hidden=16, tol=1e-4)
 batches = [(X_small[i], y_small[i]) for i in reference.index_batches(384, 64, torch.Generator().manual_seed(3))]
@@ -853,6 +855,7 @@ assert len(result["loss_torch"]) == 15, f"epochs=2, steps=15 (stopping in the se
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_same_primitives", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # With PyTorch's own primitives and operation order the hand-written side follows torch.optim.Adam
 # to the last bit: no tolerance (one CPU thread computes the same operations on the same data the same way).
+X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
 result = compare_training("adam", X_train[:640], y_train[:640], lr=1e-3, hidden=32, same_primitives=True)
 assert len(result["max_diff"]) == 11, f"640 samples in batches of 64 is 10 steps, got {len(result['max_diff']) - 1}"
 assert max(result["max_diff"]) == 0.0, \

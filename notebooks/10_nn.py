@@ -350,7 +350,7 @@ class Module:
 # Try it on a small model of your own before the tests: the names should read `a`,
 # `inner.w`, and the tensor without `requires_grad` should not be among them.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "small_modules", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
 class Inner(Module):
     def __init__(self):
         super().__init__()
@@ -366,6 +366,7 @@ class Outer(Module):
         self.label = "outer"
 
 
+# %%
 outer = Outer()
 print([name for name, _ in outer.named_parameters()])
 print("eval() returns the module:", outer.eval() is outer, "| inner.training:", outer.inner.training)
@@ -443,12 +444,12 @@ with tripwire.forbid("module", what="Module"):
     shared = Inner()
 
     class _Twice(Module):
-        def __init__(self):
+        def __init__(self, layer):                  # a student object reaches a test class as an argument
             super().__init__()
-            self.left = shared
-            self.right = shared
+            self.left = layer
+            self.right = layer
 
-    t = _Twice()
+    t = _Twice(shared)
     names = [n for n, _ in t.named_parameters()]
     assert names == ["left.w"], f"a submodule used twice must be listed once (torch: ['left.w']), got {names}"
     assert len(list(t.parameters())) == 1, "parameters() must give each tensor once (the optimizer would update it twice)"
@@ -1438,8 +1439,8 @@ class Adam:
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_sgd", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-# Plain SGD and momentum against torch.optim.SGD on the same gradients, 50 steps (atol 1e-6 + rtol 1e-6: rounding).
+# %% nbgrader={"grade": false, "grade_id": "optimizer_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
+# Your optimizer and torch.optim's on the same gradients, step by step (a helper cell: the grader runs it beside each test).
 def _grad_fn(step, params):
     g = torch.Generator().manual_seed(1000 + step)
     return [torch.randn(p.shape, generator=g) for p in params]
@@ -1471,6 +1472,8 @@ def _compare(cls, kind, start, steps, hint, **hyper):
                                 atol=1e-6, rtol=1e-6, hint=hint)
 
 
+# %% nbgrader={"grade": true, "grade_id": "test_sgd", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Plain SGD and momentum against torch.optim.SGD on the same gradients, 50 steps (atol 1e-6 + rtol 1e-6: rounding).
 start = [checks.seeded(1, 5, 3), checks.seeded(2, 3)]
 _compare(SGD, "sgd", start, 50, "p -= lr * p.grad, in place", lr=0.1)
 _compare(SGD, "momentum", start, 50, "v = momentum * v + g (no lr inside), then p -= lr * v", lr=0.05, momentum=0.9)
