@@ -11,7 +11,7 @@ PORT ?= 8888
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv lab test build bench browser browser-deps clean
+.PHONY: venv lab test build bench browser browser-deps sandbox-deps clean
 
 venv: $(STAMP)
 
@@ -33,7 +33,7 @@ build: venv
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-test: venv browser-deps
+test: venv browser-deps sandbox-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # tests/test_browser.py drives JupyterLab and the exported web page in headless Chromium:
@@ -42,9 +42,13 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser-deps:
 	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
+# Grading runs every submission's kernel inside bubblewrap (grader/sandbox): Debian's package.
+sandbox-deps:
+	command -v bwrap >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y bubblewrap)
+
 # the browser suite alone
 browser: venv browser-deps
 	$(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf submitted autograded feedback gradebook.db .pytest_cache
+	rm -rf submitted autograded feedback review logs gradebook.db .pytest_cache

@@ -4,9 +4,10 @@ Instructor, from the course folder (the one with nbgrader_config.py):
 
     course build [LESSON ...]                      notebooks/ -> source/ -> release/ (+ gradebook)
     course autograde [LESSON ...] [--student S ...] [--workers N] [--timeout S]
-                                                   grade every submission in submitted/, in parallel
+                     [--notebook-timeout S] [--memory SIZE]
+                                                   grade every submission in submitted/, in parallel,
+                                                   each kernel sandboxed, every point from the judge
     course regrade LESSON STUDENT                  grade one submission again
-    course overrule LESSON STUDENT                 give back points the cheat scan withheld
     course export [--out grades.csv]               one row per student and lesson, plus totals
     course feedback [LESSON ...] [--student S ...] HTML feedback without the hidden tests
 
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 from grader import build as course_build
+from grader.sandbox.bwrap import SandboxUnavailable
 
 
 def _course(args) -> Path:
@@ -44,8 +46,10 @@ def _autograde(args) -> int:
     if not todo:
         print("nothing to grade: no folder submitted/<student>/<lesson>/ matches")
         return 1
+    limits = {key: value for key, value in (("notebook_timeout", args.notebook_timeout), ("memory", args.memory))
+              if value is not None}
     outcomes = grading.autograde_class(course, args.lessons or None, args.student or None,
-                                       workers=args.workers, timeout=args.timeout)
+                                       workers=args.workers, timeout=args.timeout, limits=limits)
     print(grading.summary(outcomes))
     return 0
 
@@ -53,15 +57,6 @@ def _autograde(args) -> int:
 def _regrade(args) -> int:
     args.lessons, args.student = [args.lesson], [args.student_id]
     return _autograde(args)
-
-
-def _overrule(args) -> int:
-    from grader import grading
-
-    grading.overrule(_course(args), args.lesson, args.student_id)
-    score, max_score = grading._total(_course(args), args.lesson, args.student_id)
-    print(f"{args.student_id} {args.lesson}: {score:g} / {max_score:g} (autograde scores restored)")
-    return 0
 
 
 def _export(args) -> int:
@@ -98,6 +93,12 @@ def _check(args) -> int:
     return 0 if passed == total else 1
 
 
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--notebook-timeout", type=int, default=None,
+                   help="seconds a whole notebook may run (default: nbgrader_config.py, 1200)")
+    p.add_argument("--memory", default=None, help="memory of each grading kernel, e.g. 4G (default: nbgrader_config.py)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description="Build, grade and check the course's notebooks.")
     p.add_argument("--course", default=".", help="the course folder (default: the current folder)")
@@ -112,18 +113,15 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--student", action="append", help="only this student (repeatable)")
     a.add_argument("--workers", type=int, default=None, help="parallel graders (default: CPU cores)")
     a.add_argument("--timeout", type=int, default=300, help="seconds one cell may run (default 300)")
+    _limit_options(a)
     a.set_defaults(run=_autograde)
 
     r = sub.add_parser("regrade", help="autograde one student's submission again")
     r.add_argument("lesson")
     r.add_argument("student_id")
     r.add_argument("--timeout", type=int, default=300)
+    _limit_options(r)
     r.set_defaults(run=_regrade, workers=1)
-
-    o = sub.add_parser("overrule", help="restore the points the cheat scan withheld")
-    o.add_argument("lesson")
-    o.add_argument("student_id")
-    o.set_defaults(run=_overrule)
 
     e = sub.add_parser("export", help="write grades as CSV")
     e.add_argument("--out", default="grades.csv")
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (course_build.BuildError, FileNotFoundError, ValueError, KeyError) as err:
+    except (course_build.BuildError, FileNotFoundError, ValueError, KeyError, SandboxUnavailable) as err:
         print(f"course {args.command}: {err}", file=sys.stderr)
         return 2
 

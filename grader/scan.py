@@ -1,38 +1,59 @@
-"""The cheat scan: read a submission's own code, outside the kernel, for tampering.
+"""The review scan: read a submission's own code and flag what deserves an instructor's look.
 
-A student's code runs in the same kernel as the hidden tests, so it could patch what
-they rely on (``torch.allclose``, the grader's helpers, IPython's traceback display, the
-``checks`` name itself). No check inside the kernel can rule that out; this scan reads
-the code the student wrote (every cell that is not a locked or test cell of the
-source) and reports each write to, or rebinding of, what the tests depend on:
+Scores never depend on it: the judge (:mod:`grader.judge`) decides every point from what the
+student's functions returned. The scan points a person at code that reaches into the
+machinery instead of doing the exercise: writes to attributes of ``torch``, ``grader``,
+``builtins``, ``sys`` or ``IPython`` objects (``torch.allclose = ...``, ``setattr(torch.Tensor,
+...)``), hooks into IPython's execution, switching off PyTorch's function or dispatch modes,
+interpreter escapes (``ctypes``, ``gc``, frames, ``__globals__``), dynamic code, processes,
+sockets, shell escapes, paths into the system (``/proc``), and use of ``grader.reference``
+(the answers) or the grader's internals.
 
-* assignments, ``del``, ``setattr``/``delattr`` on anything reached from ``torch``,
-  ``grader``, ``builtins``/``__builtins__``, ``IPython``/``get_ipython()``, ``sys``,
-  ``numpy``, ``nbgrader`` or ``importlib`` (attributes, items, ``__dict__``);
-* rebinding a name that a locked cell imported (``checks = ...``, ``def reference``);
-* any use of ``grader.reference``, the answers the hidden tests compare with;
-* dynamic code and escapes (``exec``, ``eval``, ``compile``, ``__import__``, shell
-  escapes and magics, ``ctypes``, ``sys.settrace``, ``gc``), which could hide the above.
+Ordinary code is never flagged: imports (again, inside functions, with aliases), prints,
+asserts, helpers, type hints, constants, classes, reading the lesson's own data, and using
+``grader.checks`` to test one's own code.
 
-A finding is not a verdict: :mod:`grader.grading` withholds the notebook's points with
-the findings as the reason, and an instructor can overrule.
+It runs in a process of its own under a time limit (``python -m grader.scan SOURCE SUBMISSION``
+prints the findings as JSON); it walks the syntax tree without recursion, so that no valid
+cell, however long or deep, can stop it.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import sys
 from dataclasses import dataclass
 
-PROTECTED_PACKAGES = {"torch", "grader", "builtins", "IPython", "sys", "numpy", "nbgrader", "importlib",
-                      "ipykernel", "matplotlib", "math", "tqdm", "ipywidgets", "traitlets", "unittest"}
-DYNAMIC_CALLS = {"exec", "eval", "compile", "__import__", "globals", "vars", "locals", "breakpoint"}
-DANGEROUS_MODULES = {"ctypes", "gc", "inspect", "subprocess", "marshal", "pty", "signal", "multiprocessing"}
-# always suspicious: they reach the globals, code or frames of functions the tests use
-DUNDER_ESCAPES = {"__globals__", "__code__", "__builtins__", "__defaults__", "__kwdefaults__", "__subclasses__",
-                  "__closure__", "f_globals", "f_locals", "f_builtins", "f_back", "gi_frame", "tb_frame"}
-# suspicious on protected objects only (a student's own class may use self.__dict__)
-DUNDER_ON_PROTECTED = {"__dict__", "__class__", "__bases__", "__mro__", "__self__", "__func__", "__wrapped__"}
-BUILTIN_NAMES = set(dir(__import__("builtins"))) - {"_", "__doc__", "__name__"}
+#: modules whose objects a student's code has no business changing
+GUARDED = {"torch", "grader", "builtins", "IPython", "sys", "numpy", "importlib", "ipykernel", "nbgrader",
+           "traitlets", "zmq", "jupyter_client", "matplotlib", "tqdm", "ipywidgets", "math", "operator",
+           "functools", "inspect", "types", "os", "pathlib", "gzip", "struct", "random", "time", "unittest"}
+#: modules that reach into the interpreter or out of the notebook
+ESCAPES = {"ctypes": "reaches into the interpreter's memory", "gc": "reaches objects through the garbage collector",
+           "subprocess": "starts processes", "multiprocessing": "starts processes", "socket": "opens network sockets",
+           "signal": "changes how the kernel handles signals", "pty": "starts a terminal", "marshal": "loads code",
+           "_thread": "starts threads", "sysconfig": "reads the interpreter's configuration",
+           "importlib": "imports modules by name at run time", "pickle": "loads objects that can run code",
+           "http": "opens network connections", "urllib": "opens network connections", "requests": "opens network connections"}
+DYNAMIC = {"exec": "runs code built at run time", "eval": "runs code built at run time",
+           "compile": "compiles code at run time", "__import__": "imports modules by name at run time",
+           "breakpoint": "stops the kernel"}
+FRAMES = {"__globals__", "__code__", "__builtins__", "__closure__", "__subclasses__", "f_globals", "f_locals",
+          "f_builtins", "f_back", "gi_frame", "tb_frame", "cr_frame", "__self_class__"}
+TORCH_MODES = {"DisableTorchFunction", "DisableTorchFunctionSubclass", "_disable_current_modes",
+               "_disable_torch_function", "_disable_torch_dispatch", "_pop_mode", "_push_mode", "_set_torch_function_mode",
+               "_python_dispatch", "TorchFunctionMode", "TorchDispatchMode", "_unset_modes", "_len_torch_function_stack"}
+IPYTHON_HOOKS = {"events", "input_transformers_post", "input_transformers_cleanup", "ast_transformers",
+                 "set_custom_exc", "showtraceback", "_showtraceback", "showsyntaxerror", "displayhook",
+                 "display_pub", "run_cell", "run_cell_async", "run_ast_nodes", "run_code", "register_magic_function",
+                 "user_ns", "user_global_ns", "excepthook", "set_hook", "kernel", "displayhook_class"}
+SYS_HOOKS = {"settrace", "setprofile", "displayhook", "excepthook", "modules", "meta_path", "path_hooks",
+             "addaudithook", "_getframe", "setswitchinterval", "__displayhook__", "__excepthook__"}
+FRAME_CALLS = {"currentframe", "stack", "getouterframes", "getinnerframes", "trace", "getframeinfo"}
+SYSTEM_PATHS = ("/proc", "/sys/", "/dev/", "/run/", "/etc/", "/root")
+SHELL_MAGICS = {"bash", "sh", "script", "system", "sx", "writefile", "run", "load", "env", "setenv", "cd", "store",
+                "reset", "reset_selective", "xdel", "capture"}
 
 
 @dataclass(frozen=True)
@@ -45,242 +66,229 @@ class Finding:
         return f"cell {self.cell}, line {self.line}: {self.what}"
 
 
-def _python(source: str) -> str:
-    """Cell source with IPython syntax (magics, ``!``) turned into plain Python calls."""
+def python_of(source: str) -> str:
+    """Cell source with IPython syntax (magics, ``!``) turned into the calls IPython makes of it.
+
+    IPython gives up on some long cells (hundreds of magics); then each line is turned alone.
+    """
     from IPython.core.inputtransformer2 import TransformerManager
-    return TransformerManager().transform_cell(source)
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:
+        lines = []
+        for line in source.splitlines():
+            try:
+                lines.append(TransformerManager().transform_cell(line).rstrip("\n") if line.lstrip()[:1] in "%!"
+                             else line)
+            except Exception:
+                lines.append("pass")
+        return "\n".join(lines) + "\n"
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Call):
+        parts.append(_dotted(node.func) + "()")
+    else:
+        parts.append("...")
+    return ".".join(reversed(parts))
 
 
 def _root(node: ast.AST) -> ast.AST:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
-        node = node.value if not isinstance(node, ast.Call) else node.func
+        node = node.func if isinstance(node, ast.Call) else node.value
     return node
 
 
-def _dotted(node: ast.AST) -> str:
-    try:
-        return ast.unparse(node)
-    except Exception:                                       # pragma: no cover - unparse handles any expression
-        return type(node).__name__
+class _Cell:
+    """The findings of one cell; ``guarded`` are the names bound to guarded modules so far in the notebook."""
 
+    def __init__(self, index: int, guarded: dict[str, str]):
+        self.index, self.guarded, self.findings = index, guarded, []
 
-def imported_names(sources: list[str]) -> dict[str, str]:
-    """``{name: module}`` for every name the given (locked) cells bind by import."""
-    names = {}
-    for source in sources:
-        try:
-            tree = ast.parse(_python(source))
-        except SyntaxError:
-            continue
+    def flag(self, node: ast.AST, what: str) -> None:
+        self.findings.append(Finding(self.index, getattr(node, "lineno", 0), what))
+
+    def guarded_target(self, node: ast.AST) -> str | None:
+        """The guarded module reached by ``node`` (``torch.Tensor.__sub__`` -> ``torch``), if any."""
+        root = _root(node)
+        if isinstance(root, ast.Name) and root.id in self.guarded:
+            return self.guarded[root.id]
+        if isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id in ("get_ipython", "vars",
+                                                                                                "globals"):
+            return root.func.id
+        return None
+
+    def scan(self, tree: ast.AST) -> None:
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    names[alias.asname or alias.name.split(".")[0]] = alias.name
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                for alias in node.names:
-                    names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.col_offset == 0:
-                names.setdefault(node.name, "(locked cell)")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                self.imports(node)
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+                targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                for target in targets:
+                    for t in ast.walk(target):
+                        if isinstance(t, (ast.Attribute, ast.Subscript)) and isinstance(t.ctx, (ast.Store, ast.Del)):
+                            where = self.guarded_target(t)
+                            if where:
+                                self.flag(node, f"changes {_dotted(t)}, part of {where} that the grader relies on")
+                if isinstance(node, ast.Assign):
+                    self.aliases(node)
+            elif isinstance(node, ast.Call):
+                self.call(node)
+            elif isinstance(node, ast.Attribute):
+                self.attribute(node)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value.startswith(SYSTEM_PATHS):
+                    self.flag(node, f"names the path {node.value[:60]!r}, outside the notebook's own folder")
+
+    def imports(self, node) -> None:
+        for alias in node.names:
+            module = alias.name if isinstance(node, ast.Import) else f"{node.module or ''}.{alias.name}"
+            top = (alias.name if isinstance(node, ast.Import) else (node.module or "")).split(".")[0]
+            bound = alias.asname or (alias.name.split(".")[0] if isinstance(node, ast.Import) else alias.name)
+            if top in GUARDED:
+                self.guarded[bound] = top
+            if top in ESCAPES:
+                self.flag(node, f"imports {module.strip('.')}, which {ESCAPES[top]}")
+            if module.startswith(("grader.reference", "grader.judge", "grader.tripwire", "grader.sandbox",
+                                  "grader.grading", "grader.scan")) or \
+                    (top == "grader" and isinstance(node, ast.ImportFrom) and
+                     alias.name in ("reference", "judge", "tripwire", "sandbox", "grading", "scan")):
+                self.flag(node, f"imports {module.strip('.')}, the grader's own machinery or answers")
+            if any(part in TORCH_MODES for part in module.split(".")):
+                self.flag(node, f"imports {module.strip('.')}, which can switch off PyTorch's function modes")
+
+    def aliases(self, node: ast.Assign) -> None:
+        """``nn = torch.nn``, ``ip = get_ipython()``: the new name reaches a guarded module too."""
+        value, where = node.value, None
+        if isinstance(value, (ast.Attribute, ast.Name)):
+            where = self.guarded_target(value)
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "get_ipython":
+            where = "get_ipython"
+        if where:
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    self.guarded[target.id] = where
+
+    def call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if isinstance(func, ast.Name) and name in DYNAMIC:
+            self.flag(node, f"calls {name}(), which {DYNAMIC[name]}")
+        for arg in list(node.args) + [k.value for k in node.keywords]:
+            if isinstance(arg, ast.Name) and self.guarded.get(arg.id) == "grader" and arg.id != "get_ipython" \
+                    and not (name == "isinstance"):
+                self.flag(node, f"hands the grader's {arg.id!r} to {_dotted(func)}(), which can then change it")
+        if name == "getattr" and node.args and isinstance(node.args[0], ast.Name) and \
+                self.guarded.get(node.args[0].id) == "grader" and not isinstance(node.args[1:2] and node.args[1], ast.Constant):
+            self.flag(node, f"reaches into the grader's {node.args[0].id!r} by a name computed at run time")
+        if name in ("setattr", "delattr") and node.args:
+            where = self.guarded_target(node.args[0])
+            if where:
+                self.flag(node, f"calls {name} on {_dotted(node.args[0])}, part of {where}")
+        if name in ("update", "setdefault", "__setitem__", "__delitem__", "pop", "clear") and \
+                isinstance(func, ast.Attribute):
+            inner = func.value
+            if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in ("globals", "vars")) \
+                    or (isinstance(inner, ast.Attribute) and inner.attr in ("__dict__", "modules") and self.guarded_target(inner)):
+                self.flag(node, f"calls {_dotted(func)}, which rewrites a namespace the grader relies on")
+        if isinstance(func, ast.Attribute) and self.guarded_target(func) == "get_ipython":
+            if name in ("system", "getoutput"):
+                self.flag(node, "runs a shell command")
+            elif name in ("run_line_magic", "run_cell_magic") and node.args and isinstance(node.args[0], ast.Constant) \
+                    and str(node.args[0].value) in SHELL_MAGICS:
+                self.flag(node, f"uses the %{node.args[0].value} magic, which reaches outside the notebook")
+            elif name == "register" or name in IPYTHON_HOOKS:
+                self.flag(node, f"calls {_dotted(func)}, which changes how IPython runs the cells")
+        if name in ("Thread", "Timer", "fork", "forkpty", "kill", "killpg", "system", "popen", "execv", "execve",
+                    "spawnv", "setsid", "posix_spawn") and isinstance(func, ast.Attribute) and \
+                _dotted(func).split(".")[0] in ("threading", "os", *[k for k, v in self.guarded.items() if v == "os"]):
+            self.flag(node, f"calls {_dotted(func)}, which starts or signals processes or threads")
+
+    def attribute(self, node: ast.Attribute) -> None:
+        if node.attr in FRAMES:
+            self.flag(node, f"uses {_dotted(node)}, a way around the names the tests rely on")
+        elif node.attr in TORCH_MODES:
+            self.flag(node, f"uses {_dotted(node)}, which can switch off PyTorch's function or dispatch modes")
+        elif node.attr in SYS_HOOKS and self.guarded_target(node) == "sys":
+            self.flag(node, f"uses {_dotted(node)}, which reaches into the interpreter")
+        elif node.attr in IPYTHON_HOOKS and self.guarded_target(node) == "get_ipython":
+            self.flag(node, f"uses {_dotted(node)}, which changes how IPython runs the cells")
+        elif node.attr.startswith("_") and not node.attr.startswith("__") and self.guarded_target(node) == "torch":
+            self.flag(node, f"uses {_dotted(node)}, a private part of PyTorch")
+        elif node.attr in FRAME_CALLS and self.guarded_target(node) == "inspect":
+            self.flag(node, f"uses {_dotted(node)}, which reaches the frames of running code")
+        elif node.attr in ("reference", "judge", "tripwire", "sandbox") and self.guarded_target(node) == "grader":
+            self.flag(node, f"uses {_dotted(node)}, the grader's own machinery or answers")
+
+
+def scan_sources(sources: list[tuple[int, str]], guarded: dict[str, str] | None = None) -> list[Finding]:
+    """Findings in the given ``(cell index, source)`` cells, in notebook order; ``guarded``: names known already."""
+    findings: list[Finding] = []
+    guarded = dict(guarded or {"get_ipython": "get_ipython"})
+    for index, source in sources:
+        try:
+            tree = ast.parse(python_of(source))
+        except SyntaxError:
+            continue                        # it raises when it runs: nothing can come of it
+        except Exception as err:                            # noqa: BLE001 - a cell the scan cannot read is a finding
+            findings.append(Finding(index, 0, f"the scan could not read this cell ({type(err).__name__})"))
+            continue
+        cell = _Cell(index, guarded)
+        cell.scan(tree)
+        findings += sorted(cell.findings, key=lambda f: f.line)
+    return findings
+
+
+def student_cells(source_nb, submitted_nb) -> list[tuple[int, str]]:
+    """The code cells of a submission that are the student's: not a locked or test cell of the lesson's."""
+    given = {c.source for c in source_nb.cells if c.cell_type == "code"
+             and not c.metadata.get("nbgrader", {}).get("solution")}
+    tests = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells if c.cell_type == "code"
+             and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.get("nbgrader", {}).get("solution")}
+    cells = []
+    for i, cell in enumerate(submitted_nb.cells):
+        if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
+            continue
+        if cell.source in given or cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in tests:
+            continue
+        cells.append((i, cell.source))
+    return cells
+
+
+def lesson_names(source_nb) -> dict[str, str]:
+    """Names the lesson's own locked cells bind to guarded modules (``checks``, ``torch``, ...)."""
+    names: dict[str, str] = {"get_ipython": "get_ipython"}
+    for cell in source_nb.cells:
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        try:
+            tree = ast.parse(python_of(cell.source))
+        except Exception:                                   # noqa: BLE001 - the course's own cells parse
+            continue
+        reader = _Cell(-1, names)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                reader.imports(node)
     return names
 
 
-class _Scanner(ast.NodeVisitor):
-    def __init__(self, cell: int, protected_names: set[str], locked_names: set[str], answer_names: set[str] = frozenset()):
-        self.cell = cell
-        self.answers = set(answer_names)          # names bound to grader.reference
-        self.protected = set(protected_names)     # names that refer to protected modules/objects
-        self.locked = locked_names                # names a locked cell defined: must not be rebound
-        self.findings: list[Finding] = []
-        self.scopes: list[set[str]] = []          # `global` names of each enclosing function
-
-    def flag(self, node: ast.AST, what: str) -> None:
-        self.findings.append(Finding(self.cell, getattr(node, "lineno", 0), what))
-
-    def _is_protected(self, node: ast.AST) -> bool:
-        root = _root(node)
-        if isinstance(root, ast.Name):
-            return root.id in self.protected or root.id in {"__builtins__", "get_ipython"}
-        return False
-
-    def visit_Name(self, node):
-        if isinstance(node.ctx, ast.Load) and node.id in self.answers:
-            self.flag(node, f"uses {node.id} (grader.reference), the answers the hidden tests compare with")
-
-    # --- imports: aliases of protected packages become protected names ------------------
-    def visit_Import(self, node):
-        for alias in node.names:
-            if alias.name.startswith("grader.reference"):
-                self.flag(node, "imports grader.reference, the answers the hidden tests compare with")
-            top = alias.name.split(".")[0]
-            bound = alias.asname or top
-            if top in PROTECTED_PACKAGES:
-                self.protected.add(bound)
-            if top in DANGEROUS_MODULES:
-                self.flag(node, f"imports {alias.name}, which can reach into the running interpreter")
-            self._rebinds(node, bound)
-
-    def visit_ImportFrom(self, node):
-        top = (node.module or "").split(".")[0]
-        if (node.module or "").startswith("grader.reference") or \
-                (node.module == "grader" and any(a.name == "reference" for a in node.names)):
-            self.flag(node, "imports grader.reference, the answers the hidden tests compare with")
-        for alias in node.names:
-            bound = alias.asname or alias.name
-            if top in PROTECTED_PACKAGES:
-                self.protected.add(bound)
-            if top in DANGEROUS_MODULES:
-                self.flag(node, f"imports from {node.module}, which can reach into the running interpreter")
-            self._rebinds(node, bound)
-
-    # --- writes -------------------------------------------------------------------------
-    def _target(self, target: ast.AST, node: ast.AST, verb: str) -> None:
-        if isinstance(target, (ast.Tuple, ast.List)):
-            for t in target.elts:
-                self._target(t, node, verb)
-        elif isinstance(target, ast.Starred):
-            self._target(target.value, node, verb)
-        elif isinstance(target, ast.Name):
-            self._rebinds(node, target.id)
-        elif isinstance(target, (ast.Attribute, ast.Subscript)) and self._is_protected(target):
-            self.flag(node, f"{verb} {_dotted(target)}, which the tests rely on")
-
-    def _rebinds(self, node: ast.AST, name: str) -> None:
-        if self.scopes and name not in self.scopes[-1]:
-            return                                  # a local name of a function: harmless
-        if name in self.locked:
-            self.flag(node, f"rebinds {name!r}, which a locked cell of the lesson defines")
-        elif name in BUILTIN_NAMES:
-            self.flag(node, f"rebinds the built-in {name!r} for the whole notebook, tests included")
-
-    def _aliases_protected(self, value: ast.AST) -> bool:
-        """``t = torch.nn``, ``ip = get_ipython()``, ``m = importlib.import_module(...)``: the name stands
-        for a protected object. (``x = torch.randn(3)`` is a new tensor, not an alias.)"""
-        if isinstance(value, (ast.Name, ast.Attribute, ast.Subscript)):
-            return self._is_protected(value)
-        if isinstance(value, ast.Call):
-            func = value.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if name in {"get_ipython", "import_module", "getattr", "__import__", "get", "reload"}:
-                return name == "get_ipython" or self._is_protected(func) or any(
-                    self._is_protected(a) for a in value.args[:1])
-        return False
-
-    def visit_Attribute(self, node):
-        if node.attr in DUNDER_ESCAPES or (node.attr in DUNDER_ON_PROTECTED and self._is_protected(node)):
-            self.flag(node, f"uses {_dotted(node)}, a way around the names the tests rely on")
-        self.generic_visit(node)
-
-    def visit_Assign(self, node):
-        for t in node.targets:
-            self._target(t, node, "assigns to")
-        if self._aliases_protected(node.value):     # an alias of a protected object is protected too
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    self.protected.add(t.id)
-        self.generic_visit(node)
-
-    def visit_AugAssign(self, node):
-        self._target(node.target, node, "modifies")
-        self.generic_visit(node)
-
-    def visit_AnnAssign(self, node):
-        self._target(node.target, node, "assigns to")
-        self.generic_visit(node)
-
-    def visit_Delete(self, node):
-        for t in node.targets:
-            self._target(t, node, "deletes")
-        self.generic_visit(node)
-
-    def visit_For(self, node):
-        self._target(node.target, node, "assigns to")
-        self.generic_visit(node)
-
-    def visit_With(self, node):
-        for item in node.items:
-            if item.optional_vars is not None:
-                self._target(item.optional_vars, node, "assigns to")
-        self.generic_visit(node)
-
-    def visit_NamedExpr(self, node):
-        self._target(node.target, node, "assigns to")
-        self.generic_visit(node)
-
-    def _function(self, node):
-        self._rebinds(node, node.name)
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        self.scopes.append(set())
-        for child in node.body:
-            self.visit(child)
-        self.scopes.pop()
-
-    visit_FunctionDef = visit_AsyncFunctionDef = _function
-
-    def visit_ClassDef(self, node):
-        self._rebinds(node, node.name)
-        for child in node.bases + node.keywords + node.decorator_list:
-            self.visit(child)
-        self.scopes.append(set())
-        for child in node.body:
-            self.visit(child)
-        self.scopes.pop()
-
-    def visit_Lambda(self, node):
-        self.scopes.append(set())
-        self.visit(node.body)
-        self.scopes.pop()
-
-    def visit_Global(self, node):
-        if self.scopes:
-            self.scopes[-1].update(node.names)
-        for name in node.names:
-            self._rebinds(node, name)
-
-    def visit_Call(self, node):
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if name in {"setattr", "delattr"} and node.args and self._is_protected(node.args[0]):
-            self.flag(node, f"calls {name} on {_dotted(node.args[0])}, which the tests rely on")
-        elif name in {"setattr", "delattr"} and node.args and isinstance(node.args[0], ast.Call):
-            self.flag(node, f"calls {name} on the result of {_dotted(node.args[0])}")
-        elif name in DYNAMIC_CALLS and isinstance(func, ast.Name):
-            self.flag(node, f"calls {name}(), which can run or reach code the scan cannot read")
-        elif name in {"run_line_magic", "run_cell_magic", "system", "getoutput"} and self._is_protected(func):
-            self.flag(node, "uses an IPython magic or shell escape")
-        elif name in {"update", "setdefault", "pop", "__setitem__", "__delitem__", "clear", "register",
-                      "settrace", "setprofile", "set_custom_exc", "register_magic_function"} \
-                and isinstance(func, ast.Attribute) and self._is_protected(func.value):
-            self.flag(node, f"calls {_dotted(func)}, which changes what the tests rely on")
-        self.generic_visit(node)
+def scan_notebook(source_nb, submitted_nb) -> list[Finding]:
+    return scan_sources(student_cells(source_nb, submitted_nb), lesson_names(source_nb))
 
 
-def scan_cell(source: str, cell: int, protected: set[str], locked: set[str],
-              answers: set[str] = frozenset()) -> list[Finding]:
-    """Findings in one cell of student code; a cell that does not parse is itself a finding only if
-    it is not plain broken code (that fails on its own when run)."""
-    try:
-        tree = ast.parse(_python(source))
-    except SyntaxError:
-        return []                       # it raises when executed: no tampering can come from it
-    scanner = _Scanner(cell, protected, locked, answers)
-    scanner.visit(tree)
-    return scanner.findings
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+    source, submitted = (argv or sys.argv[1:])[:2]
+    findings = scan_notebook(nbformat.read(source, as_version=4), nbformat.read(submitted, as_version=4))
+    print(json.dumps([str(f) for f in findings]))
+    return 0
 
 
-def scan_notebook(nb, locked_sources: list[str], student_cells: list[int]) -> list[Finding]:
-    """Scan the student cells of a submitted notebook.
-
-    Args:
-        nb: the submitted notebook (nbformat node).
-        locked_sources: source of every locked cell of the lesson (what the student may not change);
-            names they import or define are protected.
-        student_cells: indices of the code cells the student wrote or could edit.
-    """
-    locked = imported_names(locked_sources)
-    protected = {name for name, module in locked.items() if module.split(".")[0] in PROTECTED_PACKAGES}
-    answers = {name for name, module in locked.items() if module.startswith("grader.reference")}
-    findings = []
-    for index in student_cells:
-        findings += scan_cell(nb.cells[index].source, index, protected, set(locked), answers)
-    return findings
+if __name__ == "__main__":
+    raise SystemExit(main())

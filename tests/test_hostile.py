@@ -1,189 +1,589 @@
-"""A class of good, broken and hostile submissions of lesson 01, graded in one parallel run by
-`course autograde` (real nbgrader underneath). Each submission must get exactly the score
-it deserves, and nobody else's grade may suffer.
+"""A class of lesson 02 submissions, graded in one run by `course autograde` (real nbgrader, every kernel
+in the sandbox, every point from the judge): good and ordinary-habit submissions beside hostile ones.
 
-Lesson 01's points: init_params 5 (shapes 2 + values 3), count_params 2, param_bytes 2.
+Each submission must get exactly the score it deserves (an untouched stub earns 0), nothing a submission
+does may change another student's score or files, the run must finish, and the feedback must quote no
+hidden test. Lesson 02's points: linear 1 + 3, relu 2 + 1, forward 1 + 3 + 2, predict 2 + 1 = 16.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html as html_lib
 import json
+import os
+import re
 import shutil
+import socket
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from conftest import ALL_LESSONS, ROOT, replace_solution, source_notebook
+from conftest import ROOT, replace_solution, source_notebook
 from grader import build as course_build
 from grader import grading
 
-LESSON = "01_tensors"
-WRONG_COUNT = "def count_params(params):\n    return 0\n\ndef param_bytes(params):\n    return sum(p.numel() * p.element_size() for p in params)\n"
-RIGHT_COUNT = "def count_params(params):\n    return sum(p.numel() for p in params)\n\ndef param_bytes(params):\n    return sum(p.numel() * p.element_size() for p in params)\n"
-WRONG_INIT = "def init_params(seed=0, hidden=128):\n    return tuple(torch.zeros(s, requires_grad=True) for s in [(784, hidden), (hidden,), (hidden, 10), (10,)])\n"
+LESSON = "02_forward"
+FULL = 16.0
+MARK = "nn-attack-marker"                   # every process an attack starts carries this in its command line
+SOLUTIONS = ["linear", "relu", "forward", "predict"]
+LIMITS = {"notebook_timeout": 40, "memory": "3G", "disk": "64M", "output": "2M"}
+
+# --- the students ---------------------------------------------------------------------------------------
+
+PATCH_CHECKS = '''
+def helper(c):
+    for name in dir(c):
+        if name.startswith("assert"):
+            setattr(c, name, lambda *args, **kwargs: None)
 
 
-def _cell(nb, grade_id):
+helper(checks)
+'''
+IMPORT_BY_NAME = '''
+def quietly():
+    import importlib
+    module = importlib.import_module("grader.checks")
+    for name in dir(module):
+        if name.startswith("assert"):
+            setattr(module, name, lambda *args, **kwargs: None)
+    importlib.import_module("grader.tripwire").call = lambda fn, *a, job, what=None, **k: None
+
+
+quietly()
+'''
+LYING_TENSOR = '''
+torch.Tensor.__sub__ = lambda self, other: torch.zeros_like(self)
+torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
+torch.equal = lambda *args, **kwargs: True
+torch.allclose = lambda *args, **kwargs: True
+'''
+INPUT_TRANSFORMER = '''
+def skip_tests(lines):
+    return ["pass\\n"] if any("checks." in line or "run_test" in line for line in lines) else lines
+
+
+get_ipython().input_transformers_post.append(skip_tests)
+'''
+CLEARS_ERRORS = '''
+def forget(result):
+    result.error_in_exec = None
+    result.error_before_exec = None
+
+
+get_ipython().events.register("post_run_cell", forget)
+'''
+WRAPS_RUN_CELL = '''
+shell = get_ipython()
+original = shell.run_cell_async
+
+
+async def quiet_run_cell(*args, **kwargs):
+    result = await original(*args, **kwargs)
+    result.error_in_exec = None
+    return result
+
+
+shell.run_cell_async = quiet_run_cell
+shell._showtraceback = lambda *args, **kwargs: None
+shell.showtraceback = lambda *args, **kwargs: None
+'''
+DISPLAYHOOK_STUBS = {name: f'''
+import sys
+
+
+def {name}(*args, **kwargs):
+    sys.displayhook("ok")
+    raise NotImplementedError()
+''' for name in SOLUTIONS}
+DISABLES_TRIPWIRE = '''
+torch._C.DisableTorchFunction().__enter__()
+torch.utils._python_dispatch._disable_current_modes().__enter__()
+'''
+FORGED_RECORD = '''
+from IPython.display import publish_display_data
+MIME = "application/x-nn-by-hand-record"
+FAKE = '{"version": 1, "events": [{"end": "ok"}], "blobs": []}'
+
+
+def forge(result):
+    publish_display_data({MIME: FAKE})
+
+
+get_ipython().events.register("post_run_cell", forge)
+'''
+SUPPRESSED_RECORD = '''
+import IPython.display
+_original = IPython.display.publish_display_data
+
+
+def replace_record(data, *args, **kwargs):
+    if "application/x-nn-by-hand-record" in data:
+        data = {"application/x-nn-by-hand-record": '{"version": 1, "events": [{"end": "ok"}], "blobs": []}'}
+    return _original(data, *args, **kwargs)
+
+
+IPython.display.publish_display_data = replace_record
+'''
+READS_SOLUTIONS = '''
+import glob, os
+found = []
+for pattern in ["../../../source/02_forward/*.ipynb", "../../../../source/*/*.ipynb", "/proc/*/cwd/source/*/*.ipynb",
+                "/proc/*/root/**/source/*/*.ipynb", "/proc/*/cwd/../../../source/*/*.ipynb", "/work/**/*.ipynb",
+                "/tmp/**/*.ipynb", "/root/**/*.ipynb", "/home/**/*.ipynb", "/**/gradebook.db"]:
+    try:
+        found += glob.glob(pattern, recursive=True)[:50]
+    except OSError:
+        pass
+for path in found:
+    try:
+        text = open(path).read()
+    except OSError:
+        continue
+    if "BEGIN SOLUTION" in text:
+        import json
+        for cell in json.loads(text)["cells"]:
+            code = "".join(cell["source"])
+            if "### BEGIN SOLUTION" in code:
+                exec(code.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""), globals())
+print("files found:", len(found))
+'''
+BACKGROUND = f'''
+import os, sys, time, glob
+if os.fork() == 0:
+    os.setsid()
+    sys.argv[0] = "{MARK}"
+    for _ in range(600):
+        for path in glob.glob("/**/gradebook.db", recursive=True) + glob.glob("/**/submitted/**/*.ipynb", recursive=True):
+            try:
+                open(path, "w").write("overwritten")
+            except OSError:
+                pass
+        time.sleep(0.5)
+    os._exit(0)
+'''
+OVERWRITES = '''
+import os
+for path in ["../../good_1/02_forward/02_forward.ipynb", "/proc/1/cwd/submitted/good_1/02_forward/02_forward.ipynb",
+             "/work/main/gradebook.db", "../../../gradebook.db", "/tmp/gradebook.db"]:
+    try:
+        with open(path, "w") as f:
+            f.write("overwritten")
+    except OSError:
+        pass
+'''
+KILLS_OTHERS = '''
+import os, signal
+for entry in os.listdir("/proc"):
+    if entry.isdigit() and int(entry) != os.getpid():
+        try:
+            os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            pass
+'''
+WRITES_GRADER = '''
+import grader, grader.checks, pathlib
+for path in pathlib.Path(grader.__file__).parent.rglob("*.py"):
+    try:
+        path.write_text("raise SystemExit")
+    except OSError:
+        pass
+'''
+LOOPBACK = '''
+import socket
+sent = 0
+for port in PORTS:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(repr(In).encode())
+            sent += 1
+    except OSError:
+        pass
+print("sent:", sent)
+'''
+DEEP = "total = " + " + ".join(["0"] * 600) + "\n"
+MAGICS = "%pwd\n" * 600
+ENDLESS = {"linear": "def linear(x, W, b):\n    while True:\n        pass\n"}
+IGNORES_SIGINT = '''
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def linear(x, W, b):
+    while True:
+        pass
+'''
+FORK_SETSID = f'''
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    sys.argv[0] = "{MARK}"
+    while True:
+        time.sleep(0.1)
+'''
+FILLS_DISK = '''
+import os
+for folder in [".", "/tmp", os.path.expanduser("~")]:
+    try:
+        with open(os.path.join(folder, "filler.bin"), "wb") as f:
+            while True:
+                f.write(b"x" * (1 << 20))
+    except OSError as err:
+        print(folder, "full:", type(err).__name__)
+'''
+HUGE_OUTPUT = '''
+import base64
+from IPython.display import display, Image
+print("x" * 60_000_000)
+display({"image/png": base64.b64encode(b"\\x89PNG" + b"0" * 40_000_000).decode()}, raw=True)
+'''
+EATS_MEMORY = '''
+hog = []
+try:
+    while True:
+        hog.append(bytearray(1 << 28))
+except MemoryError:
+    hog.clear()
+    print("memory ran out, as it should")
+'''
+KILLS_KERNEL = {"linear": "import os\nos.kill(os.getpid(), 9)\n"}
+PRINTS_IN = '''
+print("\\n".join(In))
+import glob
+for path in glob.glob("**/*", recursive=True):
+    print(path)
+'''
+WRONG_PREDICT = {"predict": "def predict(logits):\n    return logits.argmin(dim=1)\n"}
+
+# Ordinary habits: re-imports, imports inside functions, prints, asserts, helpers, type hints, constants.
+HABITS = {
+    "linear": '''import torch
+import math
+import numpy as np
+from typing import Optional
+
+SCALE: float = 1.0          # a module-level constant
+
+
+def _check_shapes(x: torch.Tensor, W: torch.Tensor) -> None:
+    assert x.dim() == 2 and W.dim() == 2, "x and W must be matrices"
+    assert x.shape[1] == W.shape[0], f"inner sizes differ: {x.shape} and {W.shape}"
+
+
+def linear(x: torch.Tensor, W: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x @ W + b."""
+    _check_shapes(x, W)
+    out = x @ W * SCALE
+    return out + b if b is not None else out
+
+
+print("linear on a batch of 2:", linear(torch.ones(2, 3), torch.ones(3, 4), torch.zeros(4)).shape)
+''',
+    "relu": '''import torch
+import warnings
+
+
+def relu(x: "torch.Tensor") -> "torch.Tensor":
+    import torch.nn.functional as F_local          # an import inside a function (not used for the job)
+    if x.numel() == 0:
+        warnings.warn("relu of an empty tensor")
+    return torch.where(x > 0, x, torch.zeros_like(x))
+''',
+    "forward": '''from grader import checks      # the student checks their own code with the course's helpers
+
+
+def forward(x, W1, b1, W2, b2):
+    hidden = relu(linear(x, W1, b1))
+    return linear(hidden, W2, b2)
+
+
+_x = torch.randn(3, 784)
+_params = [p.detach() for p in reference_params] if "reference_params" in dir() else None
+checks.assert_shape(forward(_x, torch.zeros(784, 5), torch.zeros(5), torch.zeros(5, 10), torch.zeros(10)), (3, 10),
+                    "my forward")
+print("forward works on a batch of 3")
+''',
+    "predict": '''import torch as th
+
+
+def predict(logits):
+    assert isinstance(logits, th.Tensor)
+    values, indices = th.max(logits, dim=1)
+    return indices
+''',
+}
+
+
+def _cell_index(nb, grade_id: str) -> int:
     return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
-def _variants(src: nbformat.NotebookNode) -> dict[str, tuple[object, float, str]]:
-    """student -> (notebook or raw bytes or None, expected score, expected status)."""
-    v: dict[str, tuple[object, float, str]] = {}
-    v["good_1"] = (src, 9, "graded")
-    v["good_2"] = (src, 9, "graded")
-    v["endless_loop"] = (replace_solution(src, "count_params", "while True:\n    pass\n" + RIGHT_COUNT), 5, "graded")
-    v["kills_kernel"] = (replace_solution(src, "count_params", "import os\nos.kill(os.getpid(), 9)\n"), 0, "failed")
-    v["eats_memory"] = (replace_solution(src, "count_params",
-                                         "hog = [bytearray(2**30) for _ in range(16)]\n" + RIGHT_COUNT), 5, "graded")
-    nb = replace_solution(src, "count_params", RIGHT_COUNT)
-    del nb.cells[_cell(nb, "test_count_params")]
-    v["deleted_test"] = (nb, 9, "graded")
-    nb = replace_solution(src, "count_params", WRONG_COUNT)
-    nb.cells[_cell(nb, "test_count_params")].source = "pass\n"
-    v["edited_test"] = (nb, 7, "graded")
-    nb = replace_solution(src, "count_params", WRONG_COUNT)
-    i = _cell(nb, "test_count_params")
-    nb.cells[i] = nbformat.v4.new_markdown_cell("nothing to see", metadata=nb.cells[i].metadata)
-    v["changed_cell_type"] = (nb, 7, "graded")
-    nb = replace_solution(src, "count_params", WRONG_COUNT)
-    i = _cell(nb, "test_count_params")
-    fake = nbformat.from_dict(json.loads(json.dumps(nb.cells[i])))
-    fake.source = "pass\n"
-    fake["id"] = "duplicate-of-test"
-    nb.cells.insert(i, fake)
-    v["duplicated_grade_id"] = (nb, 7, "graded")
-    v["not_json"] = (b'{"cells": [', 0, "unreadable")
-    v["empty_file"] = (b"", 0, "unreadable")
-    v["no_notebook"] = (None, 0, "unreadable")
+def _with_cell(nb, code: str, before: str = "linear"):
+    """A copy of ``nb`` with a code cell of the student's inserted before the cell ``before``."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells.insert(_cell_index(nb, before), nbformat.v4.new_code_cell(code))
+    return nb
+
+
+def _with_solutions(nb, solutions: dict[str, str]):
+    for grade_id, code in solutions.items():
+        nb = replace_solution(nb, grade_id, code)
+    return nb
+
+
+def _students(src, rel, ports) -> dict[str, tuple[object, float, bool | None]]:
+    """student -> (notebook or raw bytes or None, expected score, flagged for review?) (None: either)."""
+    s: dict[str, tuple[object, float, bool | None]] = {}
+    s["good_1"] = (src, FULL, False)
+    s["good_2"] = (src, FULL, False)
+    s["habits"] = (_with_solutions(src, HABITS), FULL, False)
+    s["stub"] = (rel, 0.0, False)
+    # cheats from untouched stubs: the judge gives them nothing, the scan points at them
+    s["patches_checks"] = (_with_cell(rel, PATCH_CHECKS), 0.0, True)
+    s["imports_checks_by_name"] = (_with_cell(rel, IMPORT_BY_NAME), 0.0, True)
+    s["lying_tensor"] = (_with_cell(rel, LYING_TENSOR), 0.0, True)
+    s["input_transformer"] = (_with_cell(rel, INPUT_TRANSFORMER), 0.0, True)
+    s["clears_errors"] = (_with_cell(rel, CLEARS_ERRORS), 0.0, True)
+    s["wraps_run_cell"] = (_with_cell(rel, WRAPS_RUN_CELL), 0.0, True)
+    s["displayhook_ok"] = (_with_solutions(rel, DISPLAYHOOK_STUBS), 0.0, True)
+    s["disables_tripwire"] = (_with_cell(rel, DISABLES_TRIPWIRE), 0.0, True)
+    s["forges_record"] = (_with_cell(rel, FORGED_RECORD), 0.0, True)
+    s["suppresses_record"] = (_with_cell(rel, SUPPRESSED_RECORD), 0.0, True)
+    s["deep_cell_and_cheat"] = (_with_cell(_with_cell(rel, PATCH_CHECKS), DEEP), 0.0, True)
+    # reading what is not theirs
+    s["reads_solutions"] = (_with_cell(rel, READS_SOLUTIONS), 0.0, True)
+    s["prints_hidden_tests"] = (_with_cell(src, PRINTS_IN, before="predict"), FULL, None)
+    # harming others
+    s["background_rewrites"] = (_with_cell(rel, BACKGROUND), 0.0, True)
+    s["overwrites_classmate"] = (_with_cell(rel, OVERWRITES), 0.0, None)
+    s["kills_others"] = (_with_cell(rel, KILLS_OTHERS), 0.0, True)
+    s["writes_grader"] = (_with_cell(rel, WRITES_GRADER), 0.0, None)
+    s["loopback"] = (_with_cell(rel, f"PORTS = {ports}\n" + LOOPBACK), 0.0, True)
+    # stopping the class
+    s["magic_lines"] = (_with_cell(src, MAGICS), FULL, None)
+    s["endless_loop"] = (_with_solutions(rel, ENDLESS), 0.0, False)
+    s["ignores_sigint"] = (_with_solutions(rel, {"linear": IGNORES_SIGINT}), 0.0, True)
+    s["fork_setsid"] = (_with_cell(src, FORK_SETSID), FULL, True)
+    s["fills_disk"] = (_with_cell(src, FILLS_DISK), FULL, None)
+    s["huge_output"] = (_with_cell(src, HUGE_OUTPUT), FULL, None)
+    s["eats_memory"] = (_with_cell(src, EATS_MEMORY), FULL, False)
+    s["kills_kernel"] = (_with_solutions(src, KILLS_KERNEL), 0.0, True)
+    # broken notebooks
+    nb = _with_solutions(src, WRONG_PREDICT)
+    s["wrong_predict"] = (nb, FULL - 3, False)
     nb = nbformat.from_dict(json.loads(json.dumps(src)))
-    nb.cells.insert(_cell(nb, "count_params"), nbformat.v4.new_code_cell(
-        "for i in range(200_000):\n    print('spam spam spam spam spam spam spam spam', i)\n"))
-    v["huge_output"] = (nb, 9, "graded")
-    v["patches_allclose"] = (replace_solution(src, "init_params", "torch.allclose = lambda *a, **k: True\n"
-                                              "torch.equal = lambda *a, **k: True\n" + WRONG_INIT), 0, "withheld")
-    v["patches_checks"] = (replace_solution(src, "init_params", "for name in dir(checks):\n"
-                                            "    if name.startswith('assert'):\n"
-                                            "        setattr(checks, name, lambda *a, **k: None)\n" + WRONG_INIT),
-                           0, "withheld")
-    v["hides_tracebacks"] = (replace_solution(src, "count_params", "get_ipython().showtraceback = lambda *a, **k: None\n"
-                                              + WRONG_COUNT), 0, "withheld")
-    v["rebinds_builtin"] = (replace_solution(src, "count_params", "def isinstance(*a):\n    return True\n"
-                                             "def type(x):\n    return int\n" + WRONG_COUNT), 0, "withheld")
-    v["lying_int"] = (replace_solution(src, "count_params", "class Liar(int):\n    def __eq__(self, other):\n"
-                                       "        return True\n    __hash__ = int.__hash__\n\n"
-                                       "def count_params(params):\n    return Liar(0)\n\n"
-                                       "def param_bytes(params):\n    return sum(p.numel() * p.element_size() for p in params)\n"),
-                      7, "graded")
-    v["warns_on_stderr"] = (replace_solution(src, "count_params", "import warnings\n\n"
-                                             "def count_params(params):\n"
-                                             "    warnings.warn('count_params: iterating parameters', UserWarning)\n"
-                                             "    return sum(p.numel() for p in params)\n\n"
-                                             "def param_bytes(params):\n"
-                                             "    warnings.warn('param_bytes: bytes', DeprecationWarning)\n"
-                                             "    return sum(p.numel() * p.element_size() for p in params)\n"),
-                            9, "graded")
-    v["syntax_error"] = (replace_solution(src, "count_params", "def count_params(params:\n    return 1\n"), 5, "graded")
-    return v
+    del nb.cells[_cell_index(nb, "test_relu_values")]
+    s["deleted_test"] = (nb, FULL, False)
+    nb = _with_solutions(src, WRONG_PREDICT)
+    nb.cells[_cell_index(nb, "test_predict")].source = "pass\n"
+    s["edited_test"] = (nb, FULL - 3, False)
+    nb = _with_solutions(src, WRONG_PREDICT)
+    i = _cell_index(nb, "test_predict")
+    nb.cells[i] = nbformat.v4.new_markdown_cell("nothing to see", metadata=nb.cells[i].metadata)
+    s["changed_cell_type"] = (nb, FULL - 3, False)
+    nb = _with_solutions(src, WRONG_PREDICT)
+    i = _cell_index(nb, "test_predict")
+    fake = nbformat.from_dict(json.loads(json.dumps(nb.cells[i])))
+    fake.source, fake["id"] = "pass\n", "duplicate-of-test"
+    nb.cells.insert(i, fake)
+    s["duplicated_grade_id"] = (nb, FULL - 3, False)
+    s["syntax_error"] = (replace_solution(src, "predict", "def predict(logits:\n    return 1\n"), FULL - 3, False)
+    s["not_json"] = (b'{"cells": [', 0.0, None)
+    s["empty_file"] = (b"", 0.0, None)
+    s["no_notebook"] = (None, 0.0, None)
+    return s
 
 
-@pytest.fixture(scope="module")
-def class_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hostile")
-    course_build.build([LESSON], root=ROOT, out=folder)
-    src = source_notebook(folder, LESSON)
-    variants = _variants(src)
-    for student, (content, _, _) in variants.items():
+# --- the runs ----------------------------------------------------------------------------------------------
+
+def _listen() -> tuple[list[int], list[bytes], list[socket.socket]]:
+    """Loopback listeners that record whatever reaches them (nothing should)."""
+    received, servers = [], []
+    for _ in range(2):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.5)
+        servers.append(server)
+
+    def serve(server):
+        while True:
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                received.append(conn.recv(1 << 16))
+
+    for server in servers:
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
+    return [s.getsockname()[1] for s in servers], received, servers
+
+
+def _tree_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def _write(folder: Path, students: dict) -> None:
+    for student, (content, _, _) in students.items():
         target = folder / "submitted" / student / LESSON / f"{LESSON}.ipynb"
         target.parent.mkdir(parents=True)
         if isinstance(content, bytes):
             target.write_bytes(content)
         elif content is not None:
             nbformat.write(content, target)
-    outcomes = grading.autograde_class(folder, [LESSON], workers=2, timeout=30, memory=3 * 1024 ** 3,
-                                       progress=False)
-    return folder, variants, {o.student: o for o in outcomes}
 
 
-CASES = ["good_1", "good_2", "endless_loop", "kills_kernel", "eats_memory", "deleted_test", "edited_test",
-         "changed_cell_type", "duplicated_grade_id", "not_json", "empty_file", "no_notebook", "huge_output",
-         "patches_allclose", "patches_checks", "hides_tracebacks", "rebinds_builtin", "lying_int",
-         "warns_on_stderr", "syntax_error"]
+def _outputs(nb) -> list:
+    """Every output of a notebook, but for the random ids of widget models."""
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            out = json.loads(json.dumps(out))
+            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+            found.append(out)
+    return found
 
 
-@pytest.mark.parametrize("student", CASES)
+def _marked_processes() -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if MARK.encode() in cmdline and str(os.getpid()) != entry.name:
+                found.append(entry.name)
+    return found
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """The good students alone: what their grades and files are when no one attacks."""
+    folder = tmp_path_factory.mktemp("baseline")
+    course_build.build([LESSON], root=ROOT, out=folder)
+    src = source_notebook(folder, LESSON)
+    _write(folder, {"good_1": (src, FULL, False), "good_2": (src, FULL, False)})
+    outcomes = grading.autograde_class(folder, [LESSON], workers=2, timeout=10, limits=LIMITS, progress=False)
+    return folder, {o.student: o for o in outcomes}
+
+
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    course_build.build([LESSON], root=ROOT, out=folder)
+    src, rel = source_notebook(folder, LESSON), nbformat.read(folder / "release" / LESSON / f"{LESSON}.ipynb", 4)
+    ports, received, servers = _listen()
+    students = _students(src, rel, ports)
+    _write(folder, students)
+    grader_before = _tree_hash(ROOT / "grader")
+    good_files = {s: (folder / "submitted" / s / LESSON / f"{LESSON}.ipynb").read_bytes() for s in ("good_1", "good_2")}
+    started = time.monotonic()
+    outcomes = grading.autograde_class(folder, [LESSON], workers=2, timeout=10, limits=LIMITS, progress=False)
+    seconds = time.monotonic() - started
+    time.sleep(3)                      # a background process that outlived the run would act now
+    for server in servers:
+        server.close()
+    return {"folder": folder, "students": students, "outcomes": {o.student: o for o in outcomes},
+            "summary": grading.summary(outcomes), "seconds": seconds, "received": received,
+            "grader_before": grader_before, "good_files": good_files, "processes": _marked_processes()}
+
+
+STUDENTS = ["good_1", "good_2", "habits", "stub", "patches_checks", "imports_checks_by_name", "lying_tensor",
+            "input_transformer", "clears_errors", "wraps_run_cell", "displayhook_ok", "disables_tripwire",
+            "forges_record", "suppresses_record", "deep_cell_and_cheat", "reads_solutions", "prints_hidden_tests",
+            "background_rewrites", "overwrites_classmate", "kills_others", "writes_grader", "loopback",
+            "magic_lines", "endless_loop", "ignores_sigint", "fork_setsid", "fills_disk", "huge_output",
+            "eats_memory", "kills_kernel", "wrong_predict", "deleted_test", "edited_test", "changed_cell_type",
+            "duplicated_grade_id", "syntax_error", "not_json", "empty_file", "no_notebook"]
+
+
+@pytest.mark.parametrize("student", STUDENTS)
 def test_each_submission_gets_exactly_what_it_deserves(class_run, student):
-    folder, variants, outcomes = class_run
-    _, expected, status = variants[student]
-    outcome = outcomes[student]
-    assert (outcome.score, outcome.status) == (expected, status), (
-        f"{student}: got {outcome.score} ({outcome.status}: {outcome.reason} {outcome.findings}), "
-        f"expected {expected} ({status})")
-    assert outcome.max_score == 9
+    _, expected, flagged = class_run["students"][student]
+    outcome = class_run["outcomes"][student]
+    assert (outcome.score, outcome.max_score) == (expected, FULL), (
+        f"{student}: got {outcome.score}/{outcome.max_score} ({outcome.status}: {outcome.reason}), expected {expected}")
+    if flagged is not None:
+        assert bool(outcome.findings) == flagged, f"{student}: flagged {outcome.findings}, expected flagged={flagged}"
 
 
-def test_every_grade_in_the_gradebook_is_intact(class_run):
-    folder, variants, outcomes = class_run
-    assert sorted(outcomes) == sorted(CASES)
-    for student, (_, expected, _) in variants.items():
-        score, max_score = grading._total(folder, LESSON, student)
-        assert (score, max_score) == (expected, 9), f"gradebook holds {score} for {student}, expected {expected}"
+def test_the_run_finishes_and_records_everyone(class_run):
+    assert sorted(class_run["outcomes"]) == sorted(STUDENTS)
+    folder = class_run["folder"]
+    for student, (_, expected, _) in class_run["students"].items():
+        assert grading.total(folder, LESSON, student) == (expected, FULL), student
+    assert "submission(s) flagged for review" in class_run["summary"]
+    leftovers = list(Path(tempfile.gettempdir()).glob("nn-grading-*"))
+    assert not leftovers, f"scratch folders were left behind: {leftovers}"
 
 
-def test_huge_output_is_cut_not_stored_whole(class_run):
-    folder, _, _ = class_run
+def test_nothing_outlives_the_run(class_run):
+    assert class_run["processes"] == [], f"processes started by submissions are still running: {class_run['processes']}"
+
+
+def test_classmates_files_and_the_grader_are_untouched(class_run, baseline):
+    folder = class_run["folder"]
+    for student, data in class_run["good_files"].items():
+        assert (folder / "submitted" / student / LESSON / f"{LESSON}.ipynb").read_bytes() == data, student
+    assert _tree_hash(ROOT / "grader") == class_run["grader_before"], "a submission changed the grader package"
+    base_folder, base = baseline
+    for student in ("good_1", "good_2"):
+        assert grading.scores(folder, LESSON, student) == grading.scores(base_folder, LESSON, student)
+        mine = nbformat.read(folder / "autograded" / student / LESSON / f"{LESSON}.ipynb", 4)
+        theirs = nbformat.read(base_folder / "autograded" / student / LESSON / f"{LESSON}.ipynb", 4)
+        assert _outputs(mine) == _outputs(theirs), \
+            f"{student}'s autograded notebook differs from a run without the hostile submissions"
+
+
+def test_no_network_not_even_loopback(class_run):
+    assert class_run["received"] == [], "a submission reached a loopback socket of the grading machine"
+
+
+def test_limits_hold(class_run):
+    outcomes, folder = class_run["outcomes"], class_run["folder"]
     graded = folder / "autograded" / "huge_output" / LESSON / f"{LESSON}.ipynb"
-    assert graded.stat().st_size < 2_000_000, f"{graded} is {graded.stat().st_size:,} bytes"
+    assert graded.stat().st_size < 4_000_000, f"{graded} is {graded.stat().st_size:,} bytes"
+    for student in ("endless_loop", "ignores_sigint"):
+        assert outcomes[student].seconds < LIMITS["notebook_timeout"] + 60, (student, outcomes[student].seconds)
+    assert not list(folder.rglob("filler.bin")), "a file written in the sandbox reached the course folder"
 
 
-def test_withheld_points_say_why_and_can_be_overruled(class_run):
-    folder, _, outcomes = class_run
-    assert any("checks" in f for f in outcomes["patches_checks"].findings)
-    report = (folder / "autograded" / "patches_allclose" / LESSON / "cheat_scan.txt").read_text()
-    assert "torch.allclose" in report and "course overrule" in report
-    # the patched-away tests would have passed; overruling gives back exactly what autograde measured
-    grading.overrule(folder, LESSON, "hides_tracebacks")
-    score, _ = grading._total(folder, LESSON, "hides_tracebacks")
-    assert score == 7, "hides_tracebacks has a wrong count_params: its autograde score is 7"
-    grading.withhold(folder, LESSON, "hides_tracebacks", outcomes["hides_tracebacks"].findings)
-
-
-def test_the_honest_submissions_trip_no_scan(class_run):
-    folder, _, outcomes = class_run
-    for student in ["good_1", "good_2", "lying_int", "warns_on_stderr", "huge_output", "syntax_error"]:
-        assert outcomes[student].findings == [], f"{student}: {outcomes[student].findings}"
-
-
-@pytest.mark.parametrize("lesson", ALL_LESSONS)
-def test_solution_notebooks_trip_no_scan(tmp_path, lesson):
-    """The scan must never flag the course's own code: the solution passes through it clean."""
-    shutil.copytree(ROOT / "source" / lesson, tmp_path / "source" / lesson)
-    grading.submit(tmp_path, lesson, "teacher", ROOT / "source" / lesson / f"{lesson}.ipynb")
-    assert grading.scan_submission(tmp_path, lesson, "teacher") == []
-
-
-def test_feedback_keeps_hidden_tests_hidden(class_run):
-    folder, _, _ = class_run
-    written = grading.generate_feedback(folder, [LESSON], ["good_1", "edited_test"])
-    assert [p.parent.parent.name for p in written] == ["edited_test", "good_1"]
-    source = (ROOT / "source" / LESSON / f"{LESSON}.ipynb").read_text()
-    hidden_line = "for seed, hidden in [(1, 128), (42, 64), (7, 1), (2024, 256)]:"
-    assert hidden_line in source
+def test_feedback_quotes_no_hidden_test(class_run):
+    folder = class_run["folder"]
+    written = grading.generate_feedback(folder, [LESSON], ["prints_hidden_tests", "good_1", "wrong_predict"])
+    assert len(written) == 3
+    hidden_lines = []
+    for cell in source_notebook(ROOT, LESSON).cells:
+        for block in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S):
+            hidden_lines += [line.strip() for line in block.splitlines() if len(line.strip()) > 30]
+    assert len(hidden_lines) > 20
     for page in written:
-        html = page.read_text()
-        assert "hidden tests: not shown" in html
-        assert "2024, 256" not in html and "BEGIN HIDDEN TESTS" not in html
-    failed = (folder / "feedback" / "edited_test" / LESSON / f"{LESSON}.html").read_text()
-    assert "count_params(init_params()) = 0" in failed, "the failure message must reach the student"
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        leaked = [line for line in hidden_lines if line in text]
+        assert not leaked, f"{page} quotes hidden tests: {leaked[:3]}"
+        assert "hidden tests: not shown" in text
+    failed = (folder / "feedback" / "wrong_predict" / LESSON / f"{LESSON}.html").read_text()
+    assert "predict(logits [3, 10])" in failed, "the failure message must reach the student"
 
 
-def test_export_has_a_row_per_student_and_a_total(class_run, tmp_path):
-    folder, _, _ = class_run
+def test_export_lists_flags_without_changing_points(class_run, tmp_path):
     out = tmp_path / "grades.csv"
-    grading.export_csv(folder, out)
+    grading.export_csv(class_run["folder"], out)
     rows = out.read_text().splitlines()
     assert rows[0] == "student,lesson,score,max_score,flags"
-    assert "good_1,01_tensors,9,9," in rows and "good_1,TOTAL,9,9," in rows
-    assert "patches_checks,01_tensors,0,9,withheld by cheat scan" in rows
-    assert len(rows) == 1 + 2 * len(CASES)
+    assert "good_1,02_forward,16,16," in rows
+    assert any(r.startswith("patches_checks,02_forward,0,16,review: ") for r in rows)
+    report = (class_run["folder"] / "review" / "patches_checks" / f"{LESSON}.txt").read_text()
+    assert "A flag changes no points" in report and "hands the grader's 'checks'" in report

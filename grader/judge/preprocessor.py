@@ -19,6 +19,7 @@ Any ``metadata.judge`` or record that a submission brought along is removed firs
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from nbformat.v4 import new_output
@@ -42,6 +43,7 @@ class JudgeTests(NbGraderPreprocessor):
     """Decide every test cell from the kernel's record, in this (trusted) process."""
 
     def preprocess(self, nb, resources):
+        started = time.perf_counter()
         info = resources.get("nbgrader", {})
         path = source_notebook(self.config, info.get("assignment", ""), info.get("notebook", ""))
         lesson = Lesson.from_path(path) if Path(path).exists() else None
@@ -79,6 +81,7 @@ class JudgeTests(NbGraderPreprocessor):
             elif kernel_error:
                 message = lesson.scrub(f"the test raised in the notebook: {kernel_error[:2000]}")
             cell.metadata["judge"] = {"passed": bool(verdict_passed and not kernel_error), "message": message}
+        self.log.info("Judged the test cells of %s in %.2f s", info.get("notebook"), time.perf_counter() - started)
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):          # pragma: no cover - preprocess does it all

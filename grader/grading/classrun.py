@@ -1,0 +1,240 @@
+"""Grading a whole class: every submission in parallel, each in a worker that can be stopped.
+
+nbgrader grades one submission at a time into one sqlite gradebook. Here each submission is
+graded by a worker process in a scratch course of its own (:mod:`grader.grading.worker`); only
+this process writes the real gradebook, one finished submission at a time, with nbgrader's own
+``SaveAutoGrades``. Whatever one submission does, the run goes on:
+
+* a notebook that cannot be read gets 0 with the reason, without a worker;
+* a worker that does not answer within the notebook's time limit plus a margin is killed
+  (its sandboxed kernel with it) and a fresh one takes its place; the submission gets 0
+  with the reason, and the others are untouched;
+* anything that goes wrong while recording one submission is recorded as its failure;
+* scratch folders are removed whatever happens, and the summary is always printed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from grader.grading import course as paths
+from grader.grading.gradebook import record_graded, record_zero
+from grader.grading.worker import prepare, serve
+
+#: default seconds one cell may run when grading a class
+DEFAULT_TIMEOUT = 300
+#: seconds a worker gets beyond the notebook's own time limit (kernel start, nbgrader, the judge, the scan)
+MARGIN = 300
+
+
+@dataclass
+class Outcome:
+    """What happened to one submission."""
+    lesson: str
+    student: str
+    status: str                      # "graded", "failed", "unreadable"
+    score: float = 0.0
+    max_score: float = 0.0
+    reason: str = ""
+    findings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Worker:
+    def __init__(self, ctx):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: dict | None = None
+        self.started = 0.0
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(10)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _run(jobs: list[dict], workers: int, deadline: float, done) -> None:
+    """Run every job on a pool of ``workers`` processes; ``done(job, result)`` as each finishes."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = [_Worker(ctx) for _ in range(min(workers, len(jobs)))]
+    queue = list(jobs)
+    try:
+        while queue or any(w.job for w in pool):
+            for w in pool:
+                if w.job is None and queue:
+                    w.job, w.started = queue.pop(0), time.monotonic()
+                    w.conn.send(w.job)
+            busy = {w.conn: w for w in pool if w.job is not None}
+            for conn in wait(list(busy), timeout=1.0):
+                w = busy[conn]
+                try:
+                    result = conn.recv()
+                except (EOFError, OSError):
+                    result = {"ok": False, "log": "the worker process died", "findings": [], "seconds": 0.0}
+                    _replace(pool, w, ctx)
+                job, w.job = w.job, None
+                if job is not None:
+                    done(job, result)
+            for w in list(pool):
+                if w.job is not None and time.monotonic() - w.started > deadline:
+                    job = w.job
+                    _replace(pool, w, ctx)
+                    done(job, {"ok": False, "timeout": True, "findings": [], "seconds": deadline,
+                               "log": f"grading took longer than {deadline:.0f} s; the worker and its kernel "
+                                      f"were stopped"})
+    finally:
+        for w in pool:
+            if w.job is None:
+                w.stop()
+            else:
+                w.kill()
+
+
+def _replace(pool: list, w: _Worker, ctx) -> None:
+    w.kill()
+    pool[pool.index(w)] = _Worker(ctx)
+
+
+def autograde_class(course: Path, lessons: list[str] | None = None, students: list[str] | None = None,
+                    workers: int | None = None, timeout: int = DEFAULT_TIMEOUT, limits: dict | None = None,
+                    progress: bool = True) -> list[Outcome]:
+    """Autograde every submission of the given lessons (default all) in parallel; one outcome each.
+
+    Args:
+        course: the course folder (with source/, submitted/ and a gradebook made by the build).
+        workers: submissions graded at once (default: the number of CPU cores).
+        timeout: seconds one cell may run before it is interrupted.
+        limits: sandbox limits for every kernel, overriding ``nbgrader_config.py`` (``Sandbox`` traits:
+            ``memory``, ``processes``, ``disk``, ``output``, ``record``, ``notebook_timeout``).
+    """
+    from tqdm.auto import tqdm
+
+    from grader.sandbox import Sandbox
+    from grader.sandbox.execute import check_sandbox
+
+    check_sandbox()                                  # no sandbox, no grading: say how to get it
+    course = Path(course).resolve()
+    limits = dict(limits or {})
+    overrides = {"Execute": {"timeout": timeout}}
+    if limits:
+        overrides["Sandbox"] = limits
+    notebook_timeout = int(limits.get("notebook_timeout", _configured_notebook_timeout(course)))
+    Sandbox(**{k: v for k, v in limits.items()})     # bad limits fail here, before any grading
+    todo = paths.pending(course, lessons, students)
+    outcomes: list[Outcome] = []
+    bar = tqdm(total=len(todo), desc="autograde", unit="notebook", disable=not progress)
+    scratch_root = Path(tempfile.mkdtemp(prefix="nn-grading-"))
+    jobs = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="gradebook-template-") as tmp:
+            template = Path(tmp) / "gradebook.db"
+            shutil.copyfile(course / "gradebook.db", template)
+            for lesson, student in todo:
+                problem = paths.readable(course / "submitted" / student / lesson / f"{lesson}.ipynb")
+                if problem is None:
+                    scratch = scratch_root / f"{len(jobs):05d}"
+                    scratch.mkdir()
+                    try:
+                        repairs = prepare(course, lesson, student, template, scratch)
+                    except Exception as err:              # noqa: BLE001 - one submission, not the run
+                        problem = f"the submission could not be prepared ({type(err).__name__}: {err})"
+                    else:
+                        jobs.append({"scratch": str(scratch), "lesson": lesson, "student": student,
+                                     "overrides": overrides, "repairs": repairs})
+                        continue
+                outcomes.append(_safely(lambda: _unreadable(course, lesson, student, problem), lesson, student))
+                bar.update(1)
+
+            def done(job: dict, result: dict) -> None:
+                outcomes.append(_safely(lambda: _finish(course, job, result), job["lesson"], job["student"]))
+                shutil.rmtree(job["scratch"], ignore_errors=True)
+                bar.update(1)
+
+            _run(jobs, max(1, workers or os.cpu_count() or 1), notebook_timeout + MARGIN, done)
+    finally:
+        bar.close()
+        shutil.rmtree(scratch_root, ignore_errors=True)
+    return sorted(outcomes, key=lambda o: (o.student, o.lesson))
+
+
+def _configured_notebook_timeout(course: Path) -> int:
+    from grader.build import nbgrader_api
+    from grader.sandbox import Sandbox
+    return Sandbox(config=nbgrader_api(course).config).notebook_timeout
+
+
+def _unreadable(course: Path, lesson: str, student: str, problem: str) -> Outcome:
+    record_zero(course, lesson, student, problem)
+    paths.write_flags(course, lesson, student, [])
+    _, max_score = paths.total(course, lesson, student)
+    return Outcome(lesson, student, "unreadable", 0.0, max_score, problem)
+
+
+def _finish(course: Path, job: dict, result: dict) -> Outcome:
+    lesson, student = job["lesson"], job["student"]
+    graded = Path(job["scratch"]) / "autograded" / student / lesson
+    findings = [str(f) for f in result.get("findings", [])]
+    paths.write_flags(course, lesson, student, findings)
+    if not result.get("ok") or not graded.exists():
+        log = result.get("log", "")
+        why = "grading took too long" if result.get("timeout") else \
+            "the kernel died (out of memory, or killed)" if "DeadKernel" in log or "died" in log else "autograding failed"
+        logfile = course / "logs" / f"{student}-{lesson}.log"
+        logfile.parent.mkdir(exist_ok=True)
+        logfile.write_text(log)
+        record_zero(course, lesson, student, f"{why}; see logs/{logfile.name}")
+        _, max_score = paths.total(course, lesson, student)
+        return Outcome(lesson, student, "failed", 0.0, max_score, f"{why}; see logs/{logfile.name}", findings,
+                       result.get("seconds", 0.0))
+    record_graded(course, lesson, student, graded)
+    score, max_score = paths.total(course, lesson, student)
+    return Outcome(lesson, student, "graded", score, max_score, "; ".join(job.get("repairs", [])), findings,
+                   result.get("seconds", 0.0))
+
+
+def _safely(step, lesson: str, student: str) -> Outcome:
+    """One submission's recording: whatever goes wrong is that submission's failure, not the run's."""
+    try:
+        return step()
+    except Exception as err:                          # noqa: BLE001
+        return Outcome(lesson, student, "failed", 0.0, 0.0, f"could not be recorded: {type(err).__name__}: {err}")
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """A per-student table of the outcomes, for the terminal, with the review flags."""
+    lines = [f"{'student':14s} {'lesson':16s} {'score':>11s}  status"]
+    for o in outcomes:
+        note = f"  ({o.reason})" if o.reason else ""
+        flag = f"  [review: {len(o.findings)} flag{'s' if len(o.findings) != 1 else ''}]" if o.findings else ""
+        lines.append(f"{o.student:14s} {o.lesson:16s} {o.score:5.1f}/{o.max_score:<5.1f}  {o.status}{note}{flag}")
+    by_student: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_student.setdefault(o.student, []).append(o)
+    lines.append("")
+    for student, items in by_student.items():
+        lines.append(f"{student:14s} total {sum(o.score for o in items):.1f} / {sum(o.max_score for o in items):.1f}")
+    flagged = [o for o in outcomes if o.findings]
+    if flagged:
+        lines += ["", f"{len(flagged)} submission(s) flagged for review (no points were changed); the reports are in "
+                      f"review/<student>/<lesson>.txt:"]
+        lines += [f"  {o.student} {o.lesson}: {o.findings[0]}" + (f" (and {len(o.findings) - 1} more)"
+                                                                  if len(o.findings) > 1 else "") for o in flagged]
+    return "\n".join(lines)
