@@ -39,6 +39,9 @@ def _build(args) -> int:
 def _autograde(args) -> int:
     from grader import grading
 
+    from grader.sandbox.execute import check_sandbox
+
+    check_sandbox()                                  # no bubblewrap, no grading: the error says how to get it
     course = _course(args)
     if not (course / "gradebook.db").exists():
         raise FileNotFoundError(f"{course / 'gradebook.db'} is missing: run `course build` first")

@@ -134,7 +134,8 @@ import glob, os
 found = []
 for pattern in ["../../../source/02_forward/*.ipynb", "../../../../source/*/*.ipynb", "/proc/*/cwd/source/*/*.ipynb",
                 "/proc/*/root/**/source/*/*.ipynb", "/proc/*/cwd/../../../source/*/*.ipynb", "/work/**/*.ipynb",
-                "/tmp/**/*.ipynb", "/root/**/*.ipynb", "/home/**/*.ipynb", "/**/gradebook.db"]:
+                "/tmp/**/*.ipynb", "/root/**/*.ipynb", "/home/**/*.ipynb", "/**/gradebook.db",
+                "/**/submitted/**/*.ipynb", "../../*/02_forward/*.ipynb", "/proc/*/cwd/../../*/02_forward/*.ipynb"]:
     try:
         found += glob.glob(pattern, recursive=True)[:50]
     except OSError:
@@ -144,11 +145,11 @@ for path in found:
         text = open(path).read()
     except OSError:
         continue
-    if "BEGIN SOLUTION" in text:
+    if "BEGIN SOLUTION" in text or "def linear" in text:
         import json
         for cell in json.loads(text)["cells"]:
             code = "".join(cell["source"])
-            if "### BEGIN SOLUTION" in code:
+            if "### BEGIN SOLUTION" in code or code.startswith("def "):
                 exec(code.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""), globals())
 print("files found:", len(found))
 '''
@@ -318,6 +319,23 @@ def predict(logits):
 }
 
 
+def _in_every_function(nb, lines: str):
+    """The solution with ``lines`` at the top of every function the student wrote."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = re.sub(r"^(def \w+\(.*\):\n)", lambda m: m.group(1) + lines, cell.source, flags=re.M)
+    return nb
+
+
+def _at_the_top_of_every_solution(nb, lines: str):
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = lines + cell.source
+    return nb
+
+
 def _cell_index(nb, grade_id: str) -> int:
     return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
@@ -340,7 +358,18 @@ def _students(src, rel, ports) -> dict[str, tuple[object, float, bool | None]]:
     s: dict[str, tuple[object, float, bool | None]] = {}
     s["good_1"] = (src, FULL, False)
     s["good_2"] = (src, FULL, False)
+    # the class of ordinary habits: full marks, no flag
     s["habits"] = (_with_solutions(src, HABITS), FULL, False)
+    s["habit_reimports"] = (_at_the_top_of_every_solution(
+        src, "import torch\nimport math\nimport numpy as np\nfrom typing import Optional\nimport torch.nn as nn\n\n"),
+        FULL, False)
+    s["habit_local_imports"] = (_in_every_function(src, "    import torch\n    import math\n"), FULL, False)
+    s["habit_prints_asserts"] = (_with_cell(_in_every_function(
+        src, "    print('checking my code')\n    assert True, 'never fails'\n"), "print('my notes')\nx_demo = 3\n"
+        "assert x_demo == 3\n", before="predict"), FULL, False)
+    s["habit_hints_constants"] = (_at_the_top_of_every_solution(
+        src, "from typing import Tuple\nEPS: float = 1e-12\nSIZES: Tuple[int, ...] = (784, 128, 10)\n\n\n"
+             "def _shape_of(t: 'torch.Tensor') -> Tuple[int, ...]:\n    return tuple(t.shape)\n\n\n"), FULL, False)
     s["stub"] = (rel, 0.0, False)
     # cheats from untouched stubs: the judge gives them nothing, the scan points at them
     s["patches_checks"] = (_with_cell(rel, PATCH_CHECKS), 0.0, True)
@@ -500,7 +529,8 @@ def class_run(tmp_path_factory):
             "grader_before": grader_before, "good_files": good_files, "processes": _marked_processes()}
 
 
-STUDENTS = ["good_1", "good_2", "habits", "stub", "patches_checks", "imports_checks_by_name", "lying_tensor",
+STUDENTS = ["good_1", "good_2", "habits", "habit_reimports", "habit_local_imports", "habit_prints_asserts",
+            "habit_hints_constants", "stub", "patches_checks", "imports_checks_by_name", "lying_tensor",
             "input_transformer", "clears_errors", "wraps_run_cell", "displayhook_ok", "disables_tripwire",
             "forges_record", "suppresses_record", "deep_cell_and_cheat", "reads_solutions", "prints_hidden_tests",
             "background_rewrites", "overwrites_classmate", "kills_others", "writes_grader", "loopback",
@@ -587,3 +617,34 @@ def test_export_lists_flags_without_changing_points(class_run, tmp_path):
     assert any(r.startswith("patches_checks,02_forward,0,16,review: ") for r in rows)
     report = (class_run["folder"] / "review" / "patches_checks" / f"{LESSON}.txt").read_text()
     assert "A flag changes no points" in report and "hands the grader's 'checks'" in report
+
+
+def test_a_rerun_gives_the_same_grades(class_run):
+    folder, outcomes = class_run["folder"], class_run["outcomes"]
+    again = ["good_1", "habits", "patches_checks", "displayhook_ok", "kills_kernel", "wrong_predict", "background_rewrites"]
+    rerun = grading.autograde_class(folder, [LESSON], again, workers=2, timeout=10, limits=LIMITS, progress=False)
+    assert {o.student: o.score for o in rerun} == {s: outcomes[s].score for s in again}
+    assert {o.student: bool(o.findings) for o in rerun} == {s: bool(outcomes[s].findings) for s in again}
+
+
+def test_plain_nbgrader_autograde_is_sandboxed_and_judged(tmp_path):
+    """An instructor who runs nbgrader itself, in the course folder, gets the same protection."""
+    import subprocess
+    import sys
+    course_build.build([LESSON], root=ROOT, out=tmp_path)
+    shutil.copyfile(ROOT / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    rel = nbformat.read(tmp_path / "release" / LESSON / f"{LESSON}.ipynb", 4)
+    peek = (f"import glob, os\nprint('peek:', [p for p in [{str(tmp_path)!r}, {str(tmp_path / 'gradebook.db')!r}] "
+            f"+ glob.glob({str(ROOT) + '/*'!r}) + glob.glob('/proc/*/cwd/*.db') if os.path.exists(p) "
+            f"and not p.startswith(({str(ROOT / '.venv')!r}, {str(ROOT / 'grader')!r}, {str(ROOT / 'data')!r}))])\n")
+    grading.submit(tmp_path, LESSON, "mallory", tmp_path / "release" / LESSON / f"{LESSON}.ipynb")
+    nbformat.write(_with_cell(_with_cell(rel, PATCH_CHECKS), peek),
+                   tmp_path / "submitted" / "mallory" / LESSON / f"{LESSON}.ipynb")
+    bindir = Path(sys.executable).parent
+    done = subprocess.run([str(bindir / "nbgrader"), "autograde", LESSON, "--student", "mallory", "--force"],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert grading.total(tmp_path, LESSON, "mallory") == (0.0, FULL)
+    graded = nbformat.read(tmp_path / "autograded" / "mallory" / LESSON / f"{LESSON}.ipynb", 4)
+    printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "peek: []" in printed, "the kernel saw files outside its own folder"

@@ -55,7 +55,12 @@ class Confinement:
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p)), None)
+    """The path of ``bwrap``, ``prlimit`` or ``setpriv`` (looked up in ``$GRADER_SANDBOX_PATH`` if it is set)."""
+    search = os.environ.get("GRADER_SANDBOX_PATH")
+    if search is not None:
+        path = shutil.which(name, path=search)
+    else:
+        path = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p)), None)
     if not path:
         raise SandboxUnavailable(f"`{name}` was not found. {INSTALL_HINT if name == 'bwrap' else ''}"
                                  f"{'' if name == 'bwrap' else '(it is part of util-linux)'}")
