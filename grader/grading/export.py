@@ -22,7 +22,7 @@ def export_csv(course: Path, path: Path) -> int:
                 else:
                     score = float(sub.score)
                     found = flags(course, assignment.name, student.id)
-                    note = f"review: {len(found)} flag(s), see review/{student.id}/{assignment.name}.txt" if found else ""
+                    note = f"review: {len(found)} flag(s) in review/{student.id}/{assignment.name}.txt" if found else ""
                 rows.append([student.id, assignment.name, f"{score:g}", f"{assignment.max_score:g}", note])
                 total += score
                 total_max += float(assignment.max_score)

@@ -59,7 +59,10 @@ class _KernelRegistry:
         self.tensors: list[torch.Tensor] = []
         self.tensor_ids: dict[int, int] = {}
         self.sent: dict[int, tuple] = {}                 # tid -> state the judge knows
-        self.alive: list[int] = []                       # tids someone else still holds
+        self.quick: dict[int, tuple] = {}                # tid -> _quick() of that state
+        self.alive: list[int] = []                       # tids someone else may still hold
+        self.alive_tensors: list = []                    # and their tensors, in the same order
+        self.dormant: set[int] = set()                   # tids student code holds no reference to
         self.storages: dict[tuple, int] = {}
         self.handles: list = []
         self.handle_ids: dict[int, int] = {}
@@ -110,6 +113,59 @@ def _state(t: torch.Tensor) -> tuple:
             id(grad) if grad is not None else None, gversion, t.dtype)
 
 
+_VERSION, _GRAD, _RG = operator.attrgetter("_version"), operator.attrgetter("_grad"), operator.attrgetter("requires_grad")
+_PTR = operator.methodcaller("data_ptr")
+
+
+def _quick(t: torch.Tensor) -> tuple | None:
+    """A cheap key that changes whenever :func:`_state` may have (version counters, memory, grad)."""
+    grad = t._grad
+    try:
+        return (t._version, t.data_ptr(), t.requires_grad, id(grad), -1 if grad is None else grad._version)
+    except RuntimeError:                                 # inference tensors: always look closer
+        return None
+
+
+def _references(result: Any, skip: dict) -> dict[int, tuple]:
+    """For each new plain tensor in ``result``: (tensor, references to it from outside ``result``, users of
+    its memory)."""
+    counts: dict[int, int] = {}
+    found: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    stack = [result]
+    while stack and len(found) < 100_000:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            if id(v) not in skip:
+                counts[id(v)] = counts.get(id(v), 0) + 1
+                found[id(v)] = v
+        elif type(v) in (tuple, list) and id(v) not in seen:
+            seen.add(id(v))
+            stack.extend(v)
+        elif type(v) in (dict, collections.OrderedDict) and id(v) not in seen:
+            seen.add(id(v))
+            stack.extend(v.values())
+    v = None
+    out = {}
+    for key, t in found.items():
+        if type(t) is torch.Tensor and t._base is None and t.device.type != "meta":
+            out[key] = (t, sys.getrefcount(t) - counts[key] - (1 if t is result else 0),
+                        torch._C._storage_Use_Count(t.untyped_storage()._cdata))
+    return out
+
+
+def _lone() -> tuple:
+    """What :func:`_references` sees of a tensor no one else holds (measured, whatever the Python version)."""
+    inside = [r[1:] for r in _references((torch.zeros(1),), {}).values()]
+    result = torch.zeros(1)
+    alone = [r[1:] for r in _references(result, {}).values()]
+    del result
+    return inside[0] if inside == alone else (-1, -1)      # unsure: watch every tensor
+
+
+_LONE = (-1, -1)
+
+
 def _contents(c: Any) -> Any:
     if isinstance(c, dict):
         return [(k if isinstance(k, (str, int, float, bool, type(None))) else id(k), id(v)) for k, v in c.items()]
@@ -128,6 +184,8 @@ class Recorder:
         self.depth = 0                                   # > 0 while student code runs
         self.overflow = False
         self.graph = wire.StudentGraph()
+        self.scans = 0
+        self.fresh: dict = {}                            # new tensors of the last result that no one else holds
 
     # --- bytes -----------------------------------------------------------------------------
     def blob(self, data: bytes) -> int:
@@ -142,7 +200,13 @@ class Recorder:
     def _tensor(self, t: torch.Tensor, outward: bool) -> list:
         reg = self.reg
         if id(t) in reg.tensor_ids:
-            return ["T", reg.tensor_ids[id(t)]]
+            tid = reg.tensor_ids[id(t)]
+            if tid in reg.dormant and not outward:       # handed to student code: watched from now on
+                reg.dormant.discard(tid)
+                reg.alive.append(tid)
+                reg.alive_tensors.append(t)
+                reg.quick[tid] = None
+            return ["T", tid]
         cls = type(t).__name__
         if type(t) not in (torch.Tensor, torch.nn.Parameter):
             with torch._C.DisableTorchFunctionSubclass():
@@ -152,7 +216,11 @@ class Recorder:
         tid = len(reg.tensors)
         reg.tensors.append(t)
         reg.tensor_ids[id(t)] = tid
-        reg.alive.append(tid)
+        if outward and id(t) in self.fresh:
+            reg.dormant.add(tid)                         # nothing but the test can reach it: not watched
+        else:
+            reg.alive.append(tid)
+            reg.alive_tensors.append(t)
         meta = self._describe(t, plain, tid, outward)
         if outward:
             self.graph.add(plain)
@@ -188,7 +256,7 @@ class Recorder:
         if plain.is_leaf or plain.retains_grad:
             grad = plain.grad
             meta["grad"] = None if grad is None else self._tensor(grad, outward)
-        reg.sent[tid] = _state(t)
+        reg.sent[tid], reg.quick[tid] = _state(t), _quick(t)
         return meta
 
     # --- test -> student ---------------------------------------------------------------------
@@ -388,20 +456,34 @@ class Recorder:
         return fx
 
     # --- effects ---------------------------------------------------------------------------
-    def _alive(self, items: list, index_list: list[int]) -> list[int]:
-        """The indices whose object someone besides the record still holds (the others cannot change)."""
-        kept = []
-        for i in index_list:
-            if sys.getrefcount(items[i]) > 2:           # the list's reference and getrefcount's own
-                kept.append(i)
-        index_list[:] = kept
-        return kept
+    def _changed(self) -> list[int]:
+        """The known tensors that may have changed since last seen (their version counters, memory,
+        ``requires_grad`` or gradient), in C-speed passes over all of them; once in a while, those that
+        no one but the record holds any more are forgotten (nothing can change them)."""
+        reg = self.reg
+        self.scans += 1
+        if self.scans % 8 == 0:
+            # five references are the record's own: its two lists, zip's pair, ``t`` and getrefcount's argument
+            kept = [i for i, t in zip(reg.alive, reg.alive_tensors) if sys.getrefcount(t) > 5]
+            reg.alive[:] = kept
+            reg.alive_tensors[:] = [reg.tensors[i] for i in kept]
+        ts = reg.alive_tensors
+        try:
+            versions = list(map(_VERSION, ts))
+        except RuntimeError:                             # an inference tensor: no version counters
+            return list(reg.alive)
+        grads = list(map(_GRAD, ts))
+        keys = list(zip(versions, map(_PTR, ts), map(_RG, ts), map(id, grads),
+                        [-1 if g is None else g._version for g in grads]))
+        quick = reg.quick
+        return [tid for tid, key in zip(reg.alive, keys) if quick.get(tid) != key]
 
     def refresh(self) -> None:
         """Before student code runs: what the test itself changed is known to the judge already."""
         reg = self.reg
-        for tid in self._alive(reg.tensors, reg.alive):
-            reg.sent[tid] = _state(reg.tensors[tid])
+        for tid in self._changed():
+            t = reg.tensors[tid]
+            reg.sent[tid], reg.quick[tid] = _state(t), _quick(t)
         for lid, c in enumerate(reg.containers):
             reg.container_sent[lid] = _contents(c)
         for gid, g in enumerate(reg.generators):
@@ -413,9 +495,10 @@ class Recorder:
         """What student code changed of everything the test holds, since :meth:`refresh`."""
         reg = self.reg
         fx = []
-        for tid in list(self._alive(reg.tensors, reg.alive)):
+        for tid in self._changed():
             t = reg.tensors[tid]
             old, new = reg.sent[tid], _state(t)
+            reg.quick[tid] = _quick(t)
             if old == new:
                 continue
             if old[1:6] != new[1:6] or old[8] != new[8]:       # storage, shape, stride, offset, rg or dtype
@@ -430,8 +513,8 @@ class Recorder:
                     gid = reg.tensor_ids[id(grad)]
                     if reg.sent[gid] != _state(grad):
                         fx.append(["data", gid, self.blob(wire.values_bytes(grad))])
-                        reg.sent[gid] = _state(grad)
-            reg.sent[tid] = _state(t)
+                        reg.sent[gid], reg.quick[gid] = _state(grad), _quick(grad)
+            reg.sent[tid], reg.quick[tid] = _state(t), _quick(t)
         for lid, c in enumerate(reg.containers):
             if _contents(c) != reg.container_sent[lid]:
                 if isinstance(c, dict):
@@ -470,6 +553,10 @@ class Recorder:
         finally:
             self.depth -= 1
         with tripwire.suspended():
+            # the new tensors of the result that nothing else refers to (measured here, in this frame, as _lone is)
+            self.fresh = {} if failure is not None else {
+                key: t for key, (t, refs, users) in _references(result, self.reg.tensor_ids).items()
+                if (refs, users) == _LONE}
             done: dict = {"fx": self.effects()}
             trips = [[r.job, str(c)[:200]] for r, n in zip(records, seen) for c in r.calls[n:]]
             if trips:
@@ -484,6 +571,7 @@ class Recorder:
                 self.events.append(done)
                 raise failure
             enc, view = self.encode_out(result)
+            self.fresh = {}
             done["ret"] = enc
             self.events.append(done)
             return view
@@ -798,3 +886,6 @@ def run_test(spec: str) -> None:
     publish_display_data({wire.MIME: data, "text/plain": f"[test record: {len(data):,} bytes]"})
     if failure is not None:
         raise failure
+
+
+_LONE = _lone()

@@ -15,6 +15,7 @@ import base64
 import json
 import math
 import re
+import zlib
 from typing import Any
 
 import torch
@@ -227,9 +228,33 @@ def rebuild_exception(info: Any, scrub=lambda s: s) -> BaseException:
 
 # --- the record as a whole ----------------------------------------------------------------------
 
+#: blobs larger than this are compressed when it pays (MNIST-like data shrinks about five times)
+COMPRESS_FROM = 256 * 1024
+#: the most bytes one blob may unpack to
+MAX_BLOB = 1024 ** 3
+
+
+def _pack(b: bytes) -> str:
+    if len(b) >= COMPRESS_FROM:
+        packed = zlib.compress(b, 1)
+        if len(packed) < 0.8 * len(b):
+            return "~" + base64.b64encode(packed).decode("ascii")     # "~" is not a base64 character
+    return base64.b64encode(b).decode("ascii")
+
+
+def _unpack(text: str) -> bytes:
+    if text.startswith("~"):
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(base64.b64decode(text[1:], validate=True), MAX_BLOB)
+        if inflate.unconsumed_tail:
+            raise RecordError("a blob of the record unpacks to more than its limit")
+        return data
+    return base64.b64decode(text, validate=True)
+
+
 def dumps(events: list, blobs: list[bytes]) -> str:
-    return json.dumps({"version": VERSION, "events": events,
-                       "blobs": [base64.b64encode(b).decode("ascii") for b in blobs]}, separators=(",", ":"))
+    return json.dumps({"version": VERSION, "events": events, "blobs": [_pack(b) for b in blobs]},
+                      separators=(",", ":"))
 
 
 def loads(data: str) -> tuple[list, list[bytes]]:
@@ -243,9 +268,9 @@ def loads(data: str) -> tuple[list, list[bytes]]:
     if not isinstance(events, list) or not isinstance(blobs, list) or not all(isinstance(b, str) for b in blobs):
         raise RecordError("the record has the wrong format")
     try:
-        return events, [base64.b64decode(b, validate=True) for b in blobs]
-    except ValueError:
-        raise RecordError("the record holds a blob that is not base64") from None
+        return events, [_unpack(b) for b in blobs]
+    except (ValueError, zlib.error):
+        raise RecordError("the record holds a blob that is not base64 or not zlib") from None
 
 
 # --- torch objects sent by value ---------------------------------------------------------------

@@ -52,6 +52,7 @@ class Confinement:
     uid: int = 65534                                # the kernel's user and group id (root mode)
     env: dict[str, str] = field(default_factory=dict)      # extra environment variables
     protect: list[Path] = field(default_factory=list)      # folders that must stay invisible
+    extra_files: dict[str, Path] = field(default_factory=dict)  # inside path -> host file, read-only
 
 
 def tool(name: str) -> str:
@@ -131,6 +132,14 @@ def command(kernel_cmd: list[str], box: Confinement, limits: Sandbox) -> list[st
              "--perms", "1777", "--dir", work]
     for f in box.work_files:
         args += ["--ro-bind", str(f), f"{work}/{Path(f).name}"]
+    made_home = {HOME, f"{HOME}/tmp", work}
+    for inside, host in sorted(box.extra_files.items()):
+        if inside.startswith(HOME + "/") and Path(host).is_file():
+            for parent in _parents(Path(inside)):
+                if parent.startswith(HOME + "/") and parent not in made_home:
+                    args += ["--perms", "1777", "--dir", parent]     # the kernel may write beside the file
+                    made_home.add(parent)
+            args += ["--ro-bind", str(host), inside]
     args += ["--bind", str(box.sockets), SOCKETS, "--chdir", work]
     env = {"HOME": HOME, "TMPDIR": f"{HOME}/tmp", "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
            "LANG": "C.UTF-8", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "XDG_CACHE_HOME": f"{HOME}/.cache",

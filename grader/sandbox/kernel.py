@@ -29,6 +29,16 @@ from grader.sandbox.bwrap import SOCKETS, Confinement, command
 UID_RANGE = (200_000, 299_999)
 
 
+def _font_cache() -> dict[str, Path]:
+    """matplotlib's font list, built once on this machine, so that a fresh kernel does not build its own."""
+    import sys
+    if "matplotlib" not in sys.modules:
+        return {}
+    import matplotlib
+    found = sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
+    return {f"/home/student/.config/matplotlib/{found[-1].name}": found[-1]} if found else {}
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the kernel in bubblewrap, talking over sockets in a folder of its own."""
 
@@ -72,7 +82,7 @@ class SandboxKernelManager(AsyncKernelManager):
                     if k in os.environ and k not in env})
         env.update(self.extra_env)
         box = Confinement(sockets=self.sockets, work_name=self.work_name, work_files=files, uid=self.uid,
-                          env=env, protect=[Path(p) for p in self.protect])
+                          env=env, protect=[Path(p) for p in self.protect], extra_files=_font_cache())
         return command(cmd, box, self.sandbox)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
