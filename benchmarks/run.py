@@ -1,6 +1,6 @@
 """Benchmarks of the course, each measured side by side in one run (``make bench``).
 
-    python -m benchmarks.run [--only throughput,accuracy,notebooks,grading,gpu] [--repeats 3]
+    python -m benchmarks.run [--only throughput,accuracy,notebooks,grading,trust,gpu] [--repeats 3]
                              [--class-size 4] [--mixed 0] [--workers 1,2] [--lessons 01_tensors,...]
                              [--out benchmarks/results.json]
 
@@ -14,6 +14,8 @@ Figures (median of the repeats, with min and max):
 * grading: autograde time per notebook for one student, and for a class of N students with
   1 worker and with every core (speed-up); ``--mixed M`` makes M of them hand in half-done
   notebooks (every other solution cell left as released), which must earn part of the points;
+* trust: what the sandbox and the judge cost: one student's solutions autograded by plain nbgrader
+  and by the course's pipeline, alternately (median of the repeats per lesson);
 * gpu: with CUDA, the same epoch with the data on the device, against the CPU.
 """
 
@@ -217,6 +219,39 @@ def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[i
     return out
 
 
+def trust_overhead(lessons: list[str], repeats: int) -> dict:
+    """What the sandbox and the judge cost: one student's solutions autograded by plain nbgrader
+    (its own ``Execute``, no sandbox, no judge) and by the course's pipeline, alternately, in one process."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
+
+    from grader import build, grading as g
+
+    plain = {"Autograde": {"autograde_preprocessors": [Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]}}
+    out = {"per_lesson": {}, "repeats": repeats}
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Path(tmp)
+        build.build(lessons, root=ROOT, out=course)
+        for lesson in lessons:
+            times = {"plain": [], "trusted": []}
+            for rep in range(repeats):
+                for mode in ("plain", "trusted"):
+                    student = f"{mode}{rep}"
+                    g.submit(course, lesson, student, course / "source" / lesson / f"{lesson}.ipynb")
+                    start = time.perf_counter()
+                    g.autograde(course, lesson, student, **(plain if mode == "plain" else {}))
+                    times[mode].append(time.perf_counter() - start)
+                    score, max_score = g.total(course, lesson, student)
+                    assert score == max_score, f"{lesson} lost points in the {mode} run while benchmarking"
+            out["per_lesson"][lesson] = {mode: statistics.median(v) for mode, v in times.items()}
+    out["plain_total"] = sum(v["plain"] for v in out["per_lesson"].values())
+    out["trusted_total"] = sum(v["trusted"] for v in out["per_lesson"].values())
+    out["overhead"] = out["trusted_total"] / out["plain_total"] - 1
+    return out
+
+
 # --- gpu ---------------------------------------------------------------------------------------
 
 def gpu(repeats: int) -> dict:
@@ -259,6 +294,12 @@ def table(results: dict) -> str:
         speed_up = f", speed-up {g['speed_up']:.2f}x" if "speed_up" in g else ""
         lines.append(f"class of {g['class_size']} ({g.get('mixed', 0)} half-done) on {len(g['per_lesson'])} "
                      f"lesson(s): {timings}{speed_up}")
+    r = results.get("trust")
+    if r:
+        lines.append(f"\nsandbox and judge, one student's solutions (median of {r['repeats']}, s): "
+                     + ", ".join(f"{k} {v['plain']:.1f} -> {v['trusted']:.1f}" for k, v in r["per_lesson"].items()))
+        lines.append(f"total {r['plain_total']:.1f} s with plain nbgrader, {r['trusted_total']:.1f} s sandboxed and "
+                     f"judged: overhead {100 * r['overhead']:.0f}%")
     c = results.get("gpu")
     if c:
         lines.append("\nGPU: " + (c.get("skipped") or f"{c['device']}: epoch {c['cuda_epoch']['median']:.3f} s vs "
@@ -268,7 +309,7 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default="throughput,accuracy,notebooks,grading,gpu")
+    p.add_argument("--only", default="throughput,accuracy,notebooks,grading,trust,gpu")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--class-size", type=int, default=4)
     p.add_argument("--mixed", type=int, default=0, help="how many of the class hand in half-done notebooks")
@@ -292,6 +333,8 @@ def main(argv=None) -> int:
     if "grading" in only:
         results["grading"] = grading(lessons, args.class_size, args.mixed,
                                      [int(n) for n in args.workers.split(",") if n] or None)
+    if "trust" in only:
+        results["trust"] = trust_overhead(lessons, args.repeats)
     if "gpu" in only:
         results["gpu"] = gpu(args.repeats)
     print(table(results))

@@ -55,10 +55,20 @@ def _defined(source: str) -> set[str]:
     return names
 
 
-def _imports(source: str) -> str:
+def _imports(source: str, used: set[str] | None = None) -> str:
+    """The import statements of ``source`` (only those binding a name in ``used``, if given)."""
     tree = ast.parse(source)
-    lines = [ast.get_source_segment(source, node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    lines = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound = {(a.asname or a.name).split(".")[0] for a in node.names}
+            if used is None or bound & used or any(a.name == "*" for a in node.names):
+                lines.append(ast.get_source_segment(source, node))
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _names_used(sources: list[str]) -> set[str]:
+    return {n.id for source in sources for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
 
 
 @dataclass
@@ -72,14 +82,14 @@ class Lesson:
 
     @classmethod
     def from_notebook(cls, nb: nbformat.NotebookNode, name: str = "lesson") -> "Lesson":
-        setup, helpers, students, tests, hidden = "", [], [], {}, []
+        setup_cells, helpers, students, tests, hidden = [], [], [], {}, []
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
             meta = _meta(cell)
             try:
                 if meta.get("grade_id") == "setup":
-                    setup += _imports(cell.source)
+                    setup_cells.append(cell.source)
                 elif HELPERS_TAG in cell.get("metadata", {}).get("tags", []):
                     ast.parse(cell.source)
                     helpers.append(cell.source)
@@ -93,6 +103,12 @@ class Lesson:
                                    if len(line.strip()) >= MIN_HIDDEN_LINE]
             except SyntaxError as err:
                 raise LessonError(f"{name}: cell {meta.get('grade_id', '?')} is not valid Python ({err})") from None
+        # only the imports the tests and helpers use (the widgets' take time to import, twice per test)
+        try:
+            used = _names_used(list(tests.values()) + helpers)
+            setup = "".join(_imports(source, used) for source in setup_cells)
+        except SyntaxError as err:
+            raise LessonError(f"{name}: the setup cell is not valid Python ({err})") from None
         helper_names = set().union(*[_defined(h) for h in helpers]) if helpers else set()
         clash = helper_names & set(students)
         if clash:
