@@ -203,7 +203,7 @@ def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[i
                 g.submit(course, lesson, student, partial if student in halfway else source)
         for n in workers:
             start = time.perf_counter()
-            outcomes = g.autograde_class(course, lessons, workers=n, progress=False)
+            outcomes = g.autograde_class(course, lessons, workers=n, progress=False, force=True)
             out[f"class_seconds_{n}_workers"] = time.perf_counter() - start
             out["per_lesson"] = out["per_lesson"] or {
                 lesson: statistics.median(o.seconds for o in outcomes if o.lesson == lesson) for lesson in lessons}

@@ -4,9 +4,10 @@ Instructor, from the course folder (the one with nbgrader_config.py):
 
     course build [LESSON ...]                      notebooks/ -> source/ -> release/ (+ gradebook)
     course autograde [LESSON ...] [--student S ...] [--workers N] [--timeout S]
-                     [--notebook-timeout S] [--memory SIZE]
-                                                   grade every submission in submitted/, in parallel,
-                                                   each kernel sandboxed, every point from the judge
+                     [--notebook-timeout S] [--memory SIZE] [--force] [--scheduler ADDRESS]
+                                                   grade every submission in submitted/ not yet graded,
+                                                   in parallel (or on a Dask cluster), each kernel
+                                                   sandboxed, every point from the judge
     course regrade LESSON STUDENT                  grade one submission again
     course export [--out grades.csv]               one row per student and lesson, plus totals
     course feedback [LESSON ...] [--student S ...] HTML feedback without the hidden tests
@@ -19,10 +20,12 @@ Student, before submitting:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from grader import build as course_build
+from grader.grading.cluster import SchedulerLost, SchedulerUnreachable
 from grader.sandbox.bwrap import SandboxUnavailable
 
 
@@ -39,20 +42,26 @@ def _build(args) -> int:
 def _autograde(args) -> int:
     from grader import grading
 
+    from grader.grading.cluster import SCHEDULER_ENV
     from grader.sandbox.execute import check_sandbox
 
-    check_sandbox()                                  # no bubblewrap, no grading: the error says how to get it
+    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if not scheduler:
+        check_sandbox()                              # no bubblewrap, no grading: the error says how to get it
     course = _course(args)
     if not (course / "gradebook.db").exists():
         raise FileNotFoundError(f"{course / 'gradebook.db'} is missing: run `course build` first")
-    todo = grading.pending(course, args.lessons or None, args.student or None)
-    if not todo:
+    if not grading.pending(course, args.lessons or None, args.student or None):
         print("nothing to grade: no folder submitted/<student>/<lesson>/ matches")
         return 1
+    if not grading.to_grade(course, args.lessons or None, args.student or None, args.force):
+        print("nothing to grade: every matching submission is already graded (--force grades them again)")
+        return 0
     limits = {key: value for key, value in (("notebook_timeout", args.notebook_timeout), ("memory", args.memory))
               if value is not None}
     outcomes = grading.autograde_class(course, args.lessons or None, args.student or None,
-                                       workers=args.workers, timeout=args.timeout, limits=limits)
+                                       workers=args.workers, timeout=args.timeout, limits=limits,
+                                       force=args.force, scheduler=scheduler)
     print(grading.summary(outcomes))
     return 0
 
@@ -116,6 +125,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--student", action="append", help="only this student (repeatable)")
     a.add_argument("--workers", type=int, default=None, help="parallel graders (default: CPU cores)")
     a.add_argument("--timeout", type=int, default=300, help="seconds one cell may run (default 300)")
+    a.add_argument("--force", action="store_true", help="grade again submissions that are already graded")
+    a.add_argument("--scheduler", default=None,
+                   help="a Dask scheduler's address (tcp://host:8786): grade on its workers "
+                        "(default: $COURSE_SCHEDULER, or this machine)")
     _limit_options(a)
     a.set_defaults(run=_autograde)
 
@@ -124,7 +137,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("student_id")
     r.add_argument("--timeout", type=int, default=300)
     _limit_options(r)
-    r.set_defaults(run=_regrade, workers=1)
+    r.add_argument("--scheduler", default=None, help="a Dask scheduler's address, as for autograde")
+    r.set_defaults(run=_regrade, workers=1, force=True)
 
     e = sub.add_parser("export", help="write grades as CSV")
     e.add_argument("--out", default="grades.csv")
@@ -146,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (course_build.BuildError, FileNotFoundError, ValueError, KeyError, SandboxUnavailable) as err:
+    except (course_build.BuildError, FileNotFoundError, ValueError, KeyError, SandboxUnavailable,
+            SchedulerUnreachable, SchedulerLost) as err:
         print(f"course {args.command}: {err}", file=sys.stderr)
         return 2
 

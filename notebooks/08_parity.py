@@ -46,6 +46,7 @@ from IPython.display import HTML, display
 from tqdm.auto import tqdm
 
 from grader import checks, reference
+from grader.context import GRADING, full_or_small
 from grader.data import load_mnist
 from grader.widgets import parity as demo
 from grader.widgets.quiz import Question, quiz
@@ -938,6 +939,8 @@ demo.parity_explorer(toy_run, tol=1e-6, optimizer="adam", lr=0.03)
 
 # %%
 RUNS = {"sgd": 0.1, "momentum": 0.01, "adam": 1e-3}
+if GRADING:                          # the grade never depends on this cell: being graded, one epoch of 2,000 images
+    X_train, y_train = X_train[:2000], y_train[:2000]
 mnist = {}
 for name in tqdm(RUNS, desc="MNIST, one epoch each, by hand and with torch.nn"):
     mnist[name] = compare_training(name, X_train, y_train, lr=RUNS[name], batch_size=64, seed=0, tol=1e-6)

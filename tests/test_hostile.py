@@ -518,6 +518,7 @@ def class_run(tmp_path_factory):
     _write(folder, students)
     grader_before = _tree_hash(ROOT / "grader")
     good_files = {s: (folder / "submitted" / s / LESSON / f"{LESSON}.ipynb").read_bytes() for s in ("good_1", "good_2")}
+    scratch_before = set(Path(tempfile.gettempdir()).glob("nn-grading-*"))
     started = time.monotonic()
     outcomes = grading.autograde_class(folder, [LESSON], workers=2, timeout=10, limits=LIMITS, progress=False)
     seconds = time.monotonic() - started
@@ -526,7 +527,8 @@ def class_run(tmp_path_factory):
         server.close()
     return {"folder": folder, "students": students, "outcomes": {o.student: o for o in outcomes},
             "summary": grading.summary(outcomes), "seconds": seconds, "received": received,
-            "grader_before": grader_before, "good_files": good_files, "processes": _marked_processes()}
+            "grader_before": grader_before, "good_files": good_files, "processes": _marked_processes(),
+            "scratch_left": sorted(set(Path(tempfile.gettempdir()).glob("nn-grading-*")) - scratch_before)}
 
 
 STUDENTS = ["good_1", "good_2", "habits", "habit_reimports", "habit_local_imports", "habit_prints_asserts",
@@ -555,8 +557,8 @@ def test_the_run_finishes_and_records_everyone(class_run):
     for student, (_, expected, _) in class_run["students"].items():
         assert grading.total(folder, LESSON, student) == (expected, FULL), student
     assert "submission(s) flagged for review" in class_run["summary"]
-    leftovers = list(Path(tempfile.gettempdir()).glob("nn-grading-*"))
-    assert not leftovers, f"scratch folders were left behind: {leftovers}"
+    leftovers = [str(f) for d in class_run["scratch_left"] for f in [d, *d.rglob("*")]]
+    assert not leftovers, f"scratch files were left behind: {leftovers[:20]}"
 
 
 def test_nothing_outlives_the_run(class_run):
@@ -626,7 +628,8 @@ def test_export_lists_flags_without_changing_points(class_run, tmp_path):
 def test_a_rerun_gives_the_same_grades(class_run):
     folder, outcomes = class_run["folder"], class_run["outcomes"]
     again = ["good_1", "habits", "patches_checks", "displayhook_ok", "kills_kernel", "wrong_predict", "background_rewrites"]
-    rerun = grading.autograde_class(folder, [LESSON], again, workers=2, timeout=10, limits=LIMITS, progress=False)
+    rerun = grading.autograde_class(folder, [LESSON], again, workers=2, timeout=10, limits=LIMITS, progress=False,
+                                    force=True)
     assert {o.student: o.score for o in rerun} == {s: outcomes[s].score for s in again}
     assert {o.student: bool(o.findings) for o in rerun} == {s: bool(outcomes[s].findings) for s in again}
 

@@ -13,6 +13,7 @@ One room per job:
 * :mod:`~grader.grading.worker`: one submission in a scratch course, in a worker process;
 * :mod:`~grader.grading.classrun`: a class in parallel, each worker stoppable, the gradebook
   written by the parent only;
+* :mod:`~grader.grading.cluster`: the same class graded by the workers of a Dask cluster;
 * :mod:`~grader.grading.gradebook`: recording a graded (or ungradable) submission;
 * :mod:`~grader.grading.feedback`: feedback that shows the judge's verdicts and nothing the
   kernel printed;
@@ -21,11 +22,11 @@ One room per job:
 
 from grader.grading.check import check_notebook
 from grader.grading.classrun import DEFAULT_TIMEOUT, Outcome, autograde_class, summary
-from grader.grading.course import autograde, flags, pending, readable, scores, submit, total
+from grader.grading.course import autograde, flags, pending, readable, scores, submit, to_grade, total
 from grader.grading.export import export_csv
 from grader.grading.feedback import HideHiddenTests, generate_feedback, hide_hidden_tests
 from grader.grading.repair import repair
 
 __all__ = ["DEFAULT_TIMEOUT", "HideHiddenTests", "Outcome", "autograde", "autograde_class", "check_notebook",
            "export_csv", "flags", "generate_feedback", "hide_hidden_tests", "pending", "readable", "repair", "scores",
-           "submit", "summary", "total"]
+           "submit", "summary", "to_grade", "total"]

@@ -15,6 +15,7 @@ this process writes the real gradebook, one finished submission at a time, with 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -115,7 +116,8 @@ def _replace(pool: list, w: _Worker, ctx) -> None:
 
 def autograde_class(course: Path, lessons: list[str] | None = None, students: list[str] | None = None,
                     workers: int | None = None, timeout: int = DEFAULT_TIMEOUT, limits: dict | None = None,
-                    progress: bool = True) -> list[Outcome]:
+                    force: bool = False, scheduler: str | None = None,
+                    progress: bool = True, warm: bool | None = None) -> list[Outcome]:
     """Autograde every submission of the given lessons (default all) in parallel; one outcome each.
 
     Args:
@@ -124,21 +126,37 @@ def autograde_class(course: Path, lessons: list[str] | None = None, students: li
         timeout: seconds one cell may run before it is interrupted.
         limits: sandbox limits for every kernel, overriding ``nbgrader_config.py`` (``Sandbox`` traits:
             ``memory``, ``processes``, ``disk``, ``output``, ``record``, ``notebook_timeout``).
+        warm: each worker keeps the next kernel warm (:mod:`grader.sandbox.warm`) while it grades
+            (default: when there are fewer workers than cores, so that a spare core boots it).
+        force: grade every submission again; by default a submission already recorded, unchanged
+            since, is skipped (so a run that was stopped is finished by running it again).
+        scheduler: the address of a Dask scheduler (:mod:`grader.grading.cluster`): the submissions are
+            graded by its workers, and recorded here.
+
+    Each kernel gets ``cores // workers`` threads (``OMP_NUM_THREADS``): more than the cores,
+    and PyTorch's threads spin against each other instead of working.
     """
     from tqdm.auto import tqdm
 
     from grader.sandbox import Sandbox
     from grader.sandbox.execute import check_sandbox
 
-    check_sandbox()                                  # no sandbox, no grading: say how to get it
+    if scheduler:
+        from grader.grading.cluster import connect, run_on_cluster
+        client = connect(scheduler)                  # no scheduler, nothing graded and nothing written
+    else:
+        check_sandbox()                              # no sandbox, no grading: say how to get it
     course = Path(course).resolve()
+    cores = os.cpu_count() or 1
+    warm_given = warm
+    warm = (max(1, workers or cores) < cores) if warm is None else warm
     limits = dict(limits or {})
     overrides = {"Execute": {"timeout": timeout}}
     if limits:
         overrides["Sandbox"] = limits
     notebook_timeout = int(limits.get("notebook_timeout", _configured_notebook_timeout(course)))
     Sandbox(**{k: v for k, v in limits.items()})     # bad limits fail here, before any grading
-    todo = paths.pending(course, lessons, students)
+    todo = paths.to_grade(course, lessons, students, force)
     outcomes: list[Outcome] = []
     bar = tqdm(total=len(todo), desc="autograde", unit="notebook", disable=not progress)
     scratch_root = Path(tempfile.mkdtemp(prefix="nn-grading-"))
@@ -148,6 +166,7 @@ def autograde_class(course: Path, lessons: list[str] | None = None, students: li
             template = Path(tmp) / "gradebook.db"
             shutil.copyfile(course / "gradebook.db", template)
             for lesson, student in todo:
+                submission = paths.fingerprint(course, lesson, student)
                 problem = paths.readable(course / "submitted" / student / lesson / f"{lesson}.ipynb")
                 if problem is None:
                     scratch = scratch_root / f"{len(jobs):05d}"
@@ -158,21 +177,61 @@ def autograde_class(course: Path, lessons: list[str] | None = None, students: li
                         problem = f"the submission could not be prepared ({type(err).__name__}: {err})"
                     else:
                         jobs.append({"scratch": str(scratch), "lesson": lesson, "student": student,
-                                     "overrides": overrides, "repairs": repairs})
+                                     "submission": submission,
+                                     "overrides": overrides, "repairs": repairs,
+                                     "kernels_dir": str(scratch_root / "kernels") if warm else ""})
                         continue
-                outcomes.append(_safely(lambda: _unreadable(course, lesson, student, problem), lesson, student))
+                outcomes.append(_safely(lambda: _unreadable(course, lesson, student, problem, submission),
+                                        lesson, student))
                 bar.update(1)
 
             def done(job: dict, result: dict) -> None:
                 outcomes.append(_safely(lambda: _finish(course, job, result), job["lesson"], job["student"]))
-                shutil.rmtree(job["scratch"], ignore_errors=True)
+                remove(job["scratch"])
                 bar.update(1)
 
-            _run(jobs, max(1, workers or os.cpu_count() or 1), notebook_timeout + MARGIN, done)
+            n = max(1, workers or os.cpu_count() or 1)
+            if scheduler:
+                run_on_cluster(client, jobs, notebook_timeout + MARGIN, done, warm_given)
+            elif jobs:
+                with _threads(max(1, (os.cpu_count() or 1) // n)):
+                    _run(jobs, n, notebook_timeout + MARGIN, done)
     finally:
         bar.close()
-        shutil.rmtree(scratch_root, ignore_errors=True)
+        remove(scratch_root)
+        if scheduler:
+            client.close()
     return sorted(outcomes, key=lambda o: (o.student, o.lesson))
+
+
+def remove(folder, attempts: int = 20) -> None:
+    """Remove a scratch folder, trying again while a stopped kernel's last writes land in it.
+
+    A worker that was killed takes its sandbox with it, but the kernel's processes die a moment
+    later (bubblewrap follows its parent asynchronously): a single ``rmtree`` can race with them.
+    """
+    folder = Path(folder)
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    """Workers (and the kernels they start) use ``n`` threads each for PyTorch's arithmetic."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: str(n) for k in names})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _configured_notebook_timeout(course: Path) -> int:
@@ -181,9 +240,10 @@ def _configured_notebook_timeout(course: Path) -> int:
     return Sandbox(config=nbgrader_api(course).config).notebook_timeout
 
 
-def _unreadable(course: Path, lesson: str, student: str, problem: str) -> Outcome:
+def _unreadable(course: Path, lesson: str, student: str, problem: str, submission: str) -> Outcome:
     record_zero(course, lesson, student, problem)
     paths.write_flags(course, lesson, student, [])
+    paths.mark_recorded(course, lesson, student, submission, "unreadable")
     _, max_score = paths.total(course, lesson, student)
     return Outcome(lesson, student, "unreadable", 0.0, max_score, problem)
 
@@ -201,10 +261,12 @@ def _finish(course: Path, job: dict, result: dict) -> Outcome:
         logfile.parent.mkdir(exist_ok=True)
         logfile.write_text(log)
         record_zero(course, lesson, student, f"{why}; see logs/{logfile.name}")
+        paths.mark_recorded(course, lesson, student, job["submission"], "failed")
         _, max_score = paths.total(course, lesson, student)
         return Outcome(lesson, student, "failed", 0.0, max_score, f"{why}; see logs/{logfile.name}", findings,
                        result.get("seconds", 0.0))
     record_graded(course, lesson, student, graded)
+    paths.mark_recorded(course, lesson, student, job["submission"], "graded")
     score, max_score = paths.total(course, lesson, student)
     return Outcome(lesson, student, "graded", score, max_score, "; ".join(job.get("repairs", [])), findings,
                    result.get("seconds", 0.0))

@@ -64,6 +64,48 @@ def pending(course: Path, lessons: list[str] | None = None, students: list[str] 
     return found
 
 
+def fingerprint(course: Path, lesson: str, student: str) -> str:
+    """A digest of everything in ``submitted/<student>/<lesson>/``: a resubmission changes it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    folder = Path(course) / "submitted" / student / lesson
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file() and not path.is_symlink():
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def ledger_path(course: Path, lesson: str, student: str) -> Path:
+    """Where a class run notes that a submission is recorded in the gradebook (``logs/graded/``)."""
+    return Path(course) / "logs" / "graded" / student / f"{lesson}.json"
+
+
+def mark_recorded(course: Path, lesson: str, student: str, submission: str, status: str) -> None:
+    """Note, after its gradebook entry is written, that this exact submission is graded."""
+    path = ledger_path(course, lesson, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"submission": submission, "status": status}))
+
+
+def to_grade(course: Path, lessons: list[str] | None = None, students: list[str] | None = None,
+             force: bool = False) -> list[tuple[str, str]]:
+    """The submissions a class run grades: those not yet recorded as they are now (all with ``force``)."""
+    todo = pending(course, lessons, students)
+    if force:
+        return todo
+
+    def recorded(lesson: str, student: str) -> bool:
+        try:
+            note = json.loads(ledger_path(course, lesson, student).read_text())
+        except (OSError, ValueError):
+            return False
+        return note.get("submission") == fingerprint(course, lesson, student)
+
+    return [(lesson, student) for lesson, student in todo if not recorded(lesson, student)]
+
+
 def review_path(course: Path, lesson: str, student: str) -> Path:
     return Path(course) / "review" / student / f"{lesson}.txt"
 

@@ -5,8 +5,8 @@ gradebook that defines the lesson, nothing else. nbgrader autogrades it there: t
 in the sandbox, every test cell judged in this process (``nbgrader_config.py``). The review
 scan then reads the submission's code, under a time limit of its own.
 
-What comes back is plain data: whether grading finished, the log's tail, the scan's findings. The autograded notebook stays in the scratch course,
-from where the parent records it. :func:`serve` is the loop of a worker process of
+What comes back is plain data: whether grading finished, the log's tail, the scan's findings.
+The autograded notebook stays in the scratch course, from where the parent records it. :func:`serve` is the loop of a worker process of
 :mod:`grader.grading.classrun`; :func:`run` grades one prepared scratch course.
 """
 
@@ -52,6 +52,7 @@ def run(job: dict) -> dict:
     tempfile.tempdir = str(scratch / "tmp")         # the judge's temporary files go with the scratch course
     try:
         api = nbgrader_api(scratch, **job.get("overrides", {}))
+        _warm_kernels(api.config, job.get("overrides", {}), job.get("kernels_dir", ""))
         outcome = api.autograde(lesson, student, force=True, create=True)
         graded = scratch / "autograded" / student / lesson / f"{lesson}.ipynb"
         result["ok"] = bool(outcome.get("success")) and graded.exists()
@@ -97,15 +98,45 @@ def threading_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+_warm_key: list = [None]
+
+
+def _warm_kernels(config, overrides: dict, kernels_dir: str) -> None:
+    """Keep a kernel warm for the next notebook of this worker (same limits as this one).
+
+    Its socket folder lives in ``kernels_dir`` (the class run's, removed at its end), not in the scratch
+    course of the job at hand, which is removed when that job is done.
+    """
+    import json
+
+    from grader.sandbox import warm
+    if not kernels_dir:
+        return
+    key = json.dumps(overrides, sort_keys=True, default=str) + kernels_dir
+    if warm.POOL is None or _warm_key[0] != key:
+        if warm.POOL is not None:
+            warm.POOL.close()
+        Path(kernels_dir).mkdir(parents=True, exist_ok=True)
+        warm.POOL = warm.WarmKernels(config, home_root=kernels_dir)
+        warm.POOL.prepare()
+        _warm_key[0] = key
+
+
 def serve(conn) -> None:
     """A worker process: grade each job received on ``conn`` and send back its result, until None."""
     import warnings
+
+    from grader.sandbox import warm
     warnings.filterwarnings("ignore")
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        conn.send(run(job))
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except EOFError:
+                return
+            if job is None:
+                return
+            conn.send(run(job))
+    finally:
+        if warm.POOL is not None:
+            warm.POOL.close()

@@ -91,7 +91,14 @@ class SandboxedExecute(Execute):
         self._stopped: str | None = None
         self._output_bytes = self._record_bytes = 0
         self._cut_note = False
-        return super().preprocess(nb, resources, km)
+        warm = None
+        if km is None and POOL_READY() and _only_notebooks((resources or {}).get("metadata", {}).get("path")):
+            warm = km = warm_pool().take()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if warm is not None:
+                shutdown_kernel(warm)
 
     # --- the kernel ----------------------------------------------------------------------
     def create_kernel_manager(self):
@@ -99,7 +106,6 @@ class SandboxedExecute(Execute):
         km.client_class = f"{SandboxKernelClient.__module__}.{SandboxKernelClient.__qualname__}"
         SandboxKernelClient.max_message = self.limits.bytes("record") + 16 * 1024 ** 2
         if isinstance(km, SandboxKernelManager):
-            km.work_name = self.lesson.name if self.lesson else "work"
             km.protect = [str(self._course)] if self._course else []
         return km
 
@@ -176,6 +182,29 @@ class SandboxedExecute(Execute):
         if process is not None and process.poll() is None:
             process.kill()                                 # the sandbox goes down with it (--die-with-parent)
             process.wait()
+
+
+def POOL_READY() -> bool:
+    from grader.sandbox import warm
+    return warm.POOL is not None
+
+
+def warm_pool():
+    from grader.sandbox import warm
+    return warm.POOL
+
+
+def shutdown_kernel(km) -> None:
+    from grader.sandbox.warm import _shutdown
+    _shutdown(km)
+
+
+def _only_notebooks(path) -> bool:
+    """A warm kernel's working folder is empty: it fits a lesson that brings no files of its own."""
+    if not path:
+        return True
+    folder = Path(path)
+    return not folder.is_dir() or all(p.suffix == ".ipynb" for p in folder.iterdir() if p.is_file())
 
 
 _checked: set[str] = set()

@@ -39,6 +39,18 @@ def _font_cache() -> dict[str, Path]:
     return {f"/home/student/.config/matplotlib/{found[-1].name}": found[-1]} if found else {}
 
 
+#: a Unix socket's path has at most 107 bytes; a folder for the kernel's sockets leaves room for the names
+SOCKET_FOLDER_MAX = 60
+
+
+def _short(preferred: str) -> str:
+    """The first of the preferred folder, the temporary folder and /tmp whose sockets' paths fit."""
+    for folder in (preferred, tempfile.gettempdir(), "/tmp"):
+        if folder and len(str(Path(folder).resolve())) <= SOCKET_FOLDER_MAX and Path(folder).is_dir():
+            return folder
+    return "/tmp"
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the kernel in bubblewrap, talking over sockets in a folder of its own."""
 
@@ -47,11 +59,13 @@ class SandboxKernelManager(AsyncKernelManager):
     protect = List(Unicode(), help="Folders that must stay out of the kernel's sight (the course folders).").tag(
         config=True)
     extra_env = Dict(help="Environment variables given to the kernel, besides its minimal own.").tag(config=True)
+    home_root = Unicode("", help="Folder for the kernel's sockets folder (default: the temporary folder).").tag(
+        config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
-        self._home = Path(tempfile.mkdtemp(prefix="nn-kernel-"))
+        self._home = Path(tempfile.mkdtemp(prefix="nn-kernel-", dir=_short(self.home_root)))
         self.sockets = self._home / "sock"
         self.sockets.mkdir()
         self.uid = random.SystemRandom().randint(*UID_RANGE)
@@ -78,8 +92,8 @@ class SandboxKernelManager(AsyncKernelManager):
         files = sorted(p for p in cwd.iterdir() if p.is_file() and p.suffix != ".ipynb") if cwd.is_dir() else []
         env = {k: v for k, v in (self._launch_args.get("env") or {}).items()
                if k in {"NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "COURSE_DATA_DIR"}}
-        env.update({k: os.environ[k] for k in ("NBGRADER_EXECUTION", "OMP_NUM_THREADS", "COURSE_DATA_DIR")
-                    if k in os.environ and k not in env})
+        env.update({k: os.environ[k] for k in ("NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                 "COURSE_DATA_DIR") if k in os.environ and k not in env})
         env.update(self.extra_env)
         box = Confinement(sockets=self.sockets, work_name=self.work_name, work_files=files, uid=self.uid,
                           env=env, protect=[Path(p) for p in self.protect], extra_files=_font_cache())
