@@ -1,7 +1,8 @@
 """Benchmarks of the course, each measured side by side in one run (``make bench``).
 
     python -m benchmarks.run [--only throughput,accuracy,notebooks,grading,trust,gpu] [--repeats 3]
-                             [--class-size 4] [--mixed 0] [--workers 1,2] [--lessons 01_tensors,...]
+                             [--class-size 20] [--mixed 0] [--workers 1,2] [--dask-workers 2]
+                             [--lessons 01_tensors,...]
                              [--out benchmarks/results.json]
 
 Figures (median of the repeats, with min and max):
@@ -11,9 +12,10 @@ Figures (median of the repeats, with min and max):
   multiply-adds of an epoch and the achieved GFLOP/s;
 * accuracy: the test accuracy of lesson 07's recipe and the wall time to reach it;
 * notebooks: execution time of each solution notebook;
-* grading: autograde time per notebook for one student, and for a class of N students with
-  1 worker and with every core (speed-up); ``--mixed M`` makes M of them hand in half-done
-  notebooks (every other solution cell left as released), which must earn part of the points;
+* grading: autograde time per notebook for one student (and in all), then a class of N students
+  (default 20) with 1 local worker, with every core, and on 2 Dask workers on loopback (speed-ups);
+  ``--mixed M`` makes M of them hand in half-done notebooks (every other solution cell left as
+  released), which must earn part of the points;
 * trust: what the sandbox and the judge cost: one student's solutions autograded by plain nbgrader
   and by the course's pipeline, alternately (median of the repeats per lesson);
 * gpu: with CUDA, the same epoch with the data on the device, against the CPU.
@@ -180,15 +182,18 @@ def half_done(source: Path, release: Path) -> "nbformat.NotebookNode":
     return nb
 
 
-def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[int] | None = None) -> dict:
-    """Autograde a class: ``class_size - mixed`` solutions and ``mixed`` half-done notebooks per lesson."""
+def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[int] | None = None,
+            dask_workers: int = 2) -> dict:
+    """Autograde one student's lessons (1 worker), then a class: ``class_size - mixed`` solutions and
+    ``mixed`` half-done notebooks per lesson, with each local worker count and on ``dask_workers`` Dask
+    workers (one thread each) on loopback."""
     import nbformat
 
     from grader import build, grading as g
 
     cores = os.cpu_count() or 1
     workers = workers or sorted({1, cores})
-    out = {"class_size": class_size, "mixed": mixed, "cores": cores, "per_lesson": {}}
+    out = {"class_size": class_size, "mixed": mixed, "cores": cores, "per_lesson": {}, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp)
         build.build(lessons, root=ROOT, out=course)
@@ -201,21 +206,34 @@ def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[i
             nbformat.write(half_done(source, course / "release" / lesson / f"{lesson}.ipynb"), partial)
             for student in students:
                 g.submit(course, lesson, student, partial if student in halfway else source)
-        for n in workers:
-            start = time.perf_counter()
-            outcomes = g.autograde_class(course, lessons, workers=n, progress=False, force=True)
-            out[f"class_seconds_{n}_workers"] = time.perf_counter() - start
-            out["per_lesson"] = out["per_lesson"] or {
-                lesson: statistics.median(o.seconds for o in outcomes if o.lesson == lesson) for lesson in lessons}
+
+        start = time.perf_counter()
+        one = g.autograde_class(course, lessons, [students[0]], workers=1, progress=False, force=True)
+        out["one_student_seconds"] = time.perf_counter() - start
+        out["per_lesson"] = {o.lesson: o.seconds for o in one}
+
+        def check(outcomes) -> None:
             full = [o for o in outcomes if o.student not in halfway]
             half = [o for o in outcomes if o.student in halfway]
             assert all(o.score == o.max_score for o in full), "a solution lost points while benchmarking"
             assert all(0 < o.score < o.max_score for o in half), \
                 f"half-done notebooks should earn part of the points: {[(o.student, o.lesson, o.score) for o in half]}"
             out["mixed_scores"] = {f"{o.student}/{o.lesson}": [o.score, o.max_score] for o in half}
-            shutil.rmtree(course / "autograded", ignore_errors=True)
-        if len(workers) > 1:
-            out["speed_up"] = out[f"class_seconds_{workers[0]}_workers"] / out[f"class_seconds_{workers[-1]}_workers"]
+
+        for n in workers:
+            start = time.perf_counter()
+            check(g.autograde_class(course, lessons, workers=n, progress=False, force=True))
+            out["runs"][f"{n} local worker{'s' if n > 1 else ''}"] = time.perf_counter() - start
+        if dask_workers:
+            from distributed import LocalCluster
+            with LocalCluster(n_workers=dask_workers, threads_per_worker=1, host="127.0.0.1",
+                              dashboard_address=None) as cluster:
+                start = time.perf_counter()
+                check(g.autograde_class(course, lessons, progress=False, force=True,
+                                        scheduler=cluster.scheduler_address))
+                out["runs"][f"{dask_workers} Dask workers"] = time.perf_counter() - start
+        first = out["runs"][next(iter(out["runs"]))]
+        out["speed_up"] = {name: first / seconds for name, seconds in out["runs"].items()}
     return out
 
 
@@ -288,12 +306,11 @@ def table(results: dict) -> str:
         lines.append("\nsolution notebook execution (s): " + ", ".join(f"{k} {v:.1f}" for k, v in n.items()))
     g = results.get("grading")
     if g:
-        lines.append("\nautograde, one student (s): " + ", ".join(f"{k} {v:.1f}" for k, v in g["per_lesson"].items()))
-        timings = ", ".join(f"{key.split('_')[2]} worker(s) {value:.0f} s" for key, value in g.items()
-                            if key.startswith("class_seconds_"))
-        speed_up = f", speed-up {g['speed_up']:.2f}x" if "speed_up" in g else ""
-        lines.append(f"class of {g['class_size']} ({g.get('mixed', 0)} half-done) on {len(g['per_lesson'])} "
-                     f"lesson(s): {timings}{speed_up}")
+        lines.append(f"\nautograde, one student, 1 worker: {g['one_student_seconds']:.1f} s in all; per lesson (s): "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in g["per_lesson"].items()))
+        lines.append(f"class of {g['class_size']} ({g.get('mixed', 0)} half-done) on {len(g['per_lesson'])} lesson(s):")
+        for name, seconds in g["runs"].items():
+            lines.append(f"  {name:18s} {seconds:7.0f} s   speed-up {g['speed_up'][name]:.2f}x")
     r = results.get("trust")
     if r:
         lines.append(f"\nsandbox and judge, one student's solutions (median of {r['repeats']}, s): "
@@ -311,9 +328,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="throughput,accuracy,notebooks,grading,trust,gpu")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--class-size", type=int, default=4)
+    p.add_argument("--class-size", type=int, default=20)
     p.add_argument("--mixed", type=int, default=0, help="how many of the class hand in half-done notebooks")
     p.add_argument("--workers", default="", help="worker counts to time, e.g. 2 (default: 1 and every core)")
+    p.add_argument("--dask-workers", type=int, default=2, help="Dask workers on loopback to time (0: none)")
     p.add_argument("--lessons", default="")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = p.parse_args(argv)
@@ -332,7 +350,7 @@ def main(argv=None) -> int:
         results["notebooks"] = notebooks(lessons)
     if "grading" in only:
         results["grading"] = grading(lessons, args.class_size, args.mixed,
-                                     [int(n) for n in args.workers.split(",") if n] or None)
+                                     [int(n) for n in args.workers.split(",") if n] or None, args.dask_workers)
     if "trust" in only:
         results["trust"] = trust_overhead(lessons, args.repeats)
     if "gpu" in only:
