@@ -9,7 +9,10 @@ them is recorded, whichever way it is reached, through three layers:
 2. a ``TorchDispatchMode`` sees the ATen kernels underneath (``aten._softmax``), which
    catches ``torch.ops.aten...`` and private aliases;
 3. plain attribute patches cover Python APIs that are not torch functions
-   (``torch.optim``, ``torch.utils.data``, ``nn.Module``, the autograd engine).
+   (``torch.optim``, ``torch.utils.data``, ``nn.Module``, the autograd engine);
+4. a profile hook that knows the *code objects* of the forbidden implementation, so the same
+   function reached under another name, a private variant of it, or a method borrowed by a
+   class of the student's is recorded too (and the autograd engine's C entry point).
 
 The call raises :class:`ShortcutUsed`. Because student code could catch that, the
 decision is made on the *record*: leaving the ``with`` block raises again if anything
@@ -21,7 +24,10 @@ was recorded, whatever the function did with the first exception.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
+import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -183,11 +189,168 @@ def _patched(path: str, record: Record) -> Iterator[None]:
         record.calls.append(path)
         raise ShortcutUsed(record.message())
 
+    trap._tripwire_trap, trap.__wrapped__ = True, original   # codes() looks through it to the original
     setattr(owner, attr, trap)
     try:
         yield
     finally:
         setattr(owner, attr, original)
+
+
+# --- the implementation, whatever name reaches it ------------------------------------------------
+
+#: per job, what else is the forbidden implementation (modules and classes walked whole); with the
+#: job's ``attrs`` these are trapped by *code object*, so a function reached under another name
+#: (``torch.optim._functional.adam``), a private variant (``_single_tensor_adam``) or a method
+#: borrowed by another class (``named_parameters = nn.Module.named_parameters``) is caught too
+_CODE_ROOTS = {
+    "optim": ("torch.optim.optimizer", "torch.optim._functional", "torch.optim.sgd", "torch.optim.adam",
+              "torch.optim.adamw", "torch.optim.rmsprop", "torch.optim.adagrad", "torch.optim.adamax",
+              "torch.optim.nadam", "torch.optim.radam", "torch.optim.asgd", "torch.optim.adadelta",
+              "torch.optim.rprop", "torch.optim.sparse_adam", "torch.optim.lbfgs"),
+    "module": ("torch.nn.modules.module", "torch.nn.modules.linear.Linear", "torch.nn.modules.container"),
+    "data": ("torch.utils.data.dataloader", "torch.utils.data.sampler", "torch.utils.data.dataset.random_split",
+             "torch.utils.data.dataset.TensorDataset"),
+    "autograd": ("torch.autograd.functional", "torch._functorch.eager_transforms.grad",
+                 "torch._functorch.eager_transforms.vjp", "torch._functorch.eager_transforms.grad_and_value",
+                 "torch._functorch.eager_transforms.jacrev"),
+    "dropout": ("torch.nn.modules.dropout", "torch.nn.functional.dropout", "torch.nn.functional.alpha_dropout",
+                "torch.nn.functional.feature_alpha_dropout", "torch.nn.functional.dropout1d",
+                "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d"),
+    "linear": ("torch.nn.modules.linear.Linear", "torch.nn.modules.linear.Bilinear"),
+    "relu": ("torch.nn.modules.activation.ReLU", "torch.nn.functional.relu", "torch.nn.functional.relu6",
+             "torch.nn.functional.threshold", "torch.nn.functional.leaky_relu", "torch.nn.functional.hardtanh"),
+    "softmax": ("torch.nn.modules.loss.CrossEntropyLoss", "torch.nn.modules.loss.NLLLoss",
+                "torch.nn.modules.activation.Softmax", "torch.nn.modules.activation.LogSoftmax",
+                "torch.nn.functional.softmax", "torch.nn.functional.log_softmax", "torch.nn.functional.cross_entropy",
+                "torch.nn.functional.nll_loss", "torch.nn.functional.softmin", "torch.nn.functional.gumbel_softmax"),
+}
+_CODE_ROOTS["log_softmax"] = _CODE_ROOTS["cross_entropy"] = _CODE_ROOTS["softmax"]
+#: C functions that do a job without any Python code of torch's: (job, owner path, method name)
+_C_ROUTES = {"autograd": (("torch.autograd.variable.Variable._execution_engine", "run_backward"),)}
+
+
+def _functions(obj, prefix: str, seen: set, out: dict, depth: int = 0) -> None:
+    """Every Python function that ``obj`` (module, class, function) consists of, by code object."""
+    import types
+    if id(obj) in seen or depth > 6:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    if isinstance(obj, property):
+        for part in (obj.fget, obj.fset, obj.fdel):
+            if part is not None:
+                _functions(part, prefix, seen, out, depth + 1)
+        return
+    if isinstance(obj, functools.partial):
+        _functions(obj.func, prefix, seen, out, depth + 1)
+        return
+    if isinstance(obj, types.FunctionType) and obj.__dict__.get("_tripwire_trap"):
+        _functions(obj.__wrapped__, prefix, seen, out, depth + 1)     # another block's trap: the original
+        return
+    if isinstance(obj, types.FunctionType):
+        out.setdefault(obj.__code__, f"{obj.__module__}.{obj.__qualname__}")
+        wrapped = obj.__dict__.get("__wrapped__")
+        if wrapped is not None:
+            _functions(wrapped, prefix, seen, out, depth + 1)
+        for cell in obj.__closure__ or ():
+            try:
+                inner = cell.cell_contents
+            except ValueError:
+                continue
+            if isinstance(inner, (types.FunctionType, functools.partial)):
+                _functions(inner, prefix, seen, out, depth + 1)
+        return
+    if isinstance(obj, type):
+        for value in list(vars(obj).values()):
+            _functions(value, prefix, seen, out, depth + 1)
+        return
+    if isinstance(obj, types.ModuleType):
+        for value in list(vars(obj).values()):
+            if getattr(value, "__module__", None) == obj.__name__:
+                _functions(value, prefix, seen, out, depth + 1)
+
+
+_CODES: dict[str, dict] = {}
+
+
+def codes(job: str) -> dict:
+    """``{code object: qualified name}`` of the implementation ``job`` forbids (cached)."""
+    if job not in _CODES:
+        out: dict = {}
+        seen: set = set()
+        files: set = set()
+        for path in (*JOBS[job].attrs, *_CODE_ROOTS.get(job, ())):
+            try:
+                target = importlib.import_module(path)
+            except ImportError:
+                try:
+                    owner, attr = _resolve(path)
+                    target = vars(owner)[attr] if isinstance(owner, type) else getattr(owner, attr)
+                except (ImportError, AttributeError, KeyError):
+                    continue                    # not in this torch version
+            _functions(target, path, seen, out)
+            files.add(_file_of(target))
+        # only code written in those modules: a generic wrapper met on the way (torch._disable_dynamo's
+        # ``inner``, shared by hundreds of functions) must not make every function it wraps forbidden
+        _CODES[job] = {code: name for code, name in out.items() if code.co_filename in files}
+    return _CODES[job]
+
+
+def _file_of(obj) -> str | None:
+    import types
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    if isinstance(obj, types.ModuleType):
+        return getattr(obj, "__file__", None)
+    if isinstance(obj, types.FunctionType) and obj.__dict__.get("_tripwire_trap"):
+        obj = obj.__wrapped__
+    if isinstance(obj, types.FunctionType):
+        return inspect.unwrap(obj).__code__.co_filename
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return getattr(module, "__file__", None)
+
+
+def _c_routes(job: str) -> list[tuple[object, str]]:
+    routes = []
+    for owner_path, name in _C_ROUTES.get(job, ()):
+        try:
+            owner, attr = _resolve(owner_path)
+            routes.append((getattr(owner, attr), name))
+        except (ImportError, AttributeError):
+            pass
+    return routes
+
+
+class _CodeTrap:
+    """A profile hook (this thread) that records any call into the job's implementation."""
+
+    def __init__(self, record: Record, job: str):
+        self.record, self.codes, self.c_routes = record, codes(job), _c_routes(job)
+
+    def __enter__(self):
+        self.previous = sys.getprofile()
+        codes, record, c_routes, previous = self.codes, self.record, self.c_routes, self.previous
+
+        def profile(frame, event, arg):
+            if event == "call":
+                if frame.f_code in codes and not _suspended[0]:
+                    record.calls.append(codes[frame.f_code])
+            elif event == "c_call" and c_routes and not _suspended[0]:
+                owner = getattr(arg, "__self__", None)
+                for c_owner, name in c_routes:
+                    if owner is c_owner and getattr(arg, "__name__", "") == name:
+                        record.calls.append(f"{type(owner).__name__}.{name}")
+            if previous is not None:
+                previous(frame, event, arg)
+
+        sys.setprofile(profile)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self.previous)
+        return False
 
 
 @contextmanager
@@ -219,9 +382,11 @@ def forbid(job: str, what: str | None = None) -> Iterator[Record]:
 
 @contextmanager
 def _guarded(spec: Job, record: Record) -> Iterator[None]:
+    code_trap = _CodeTrap(record, record.job)      # before the patches: it reads the originals
     with ExitStack() as stack:
         for path in spec.attrs:
             stack.enter_context(_patched(path, record))
+        stack.enter_context(code_trap)
         if spec.names:
             stack.enter_context(_FunctionTrap(record, spec.names))
         if spec.aten:

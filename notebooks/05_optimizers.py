@@ -226,6 +226,22 @@ assert unused.grad is None, "zero_grad gave a gradient to a parameter that had n
 checks.assert_unchanged(w_before, w, "w (the parameter) after zero_grad", hint="zero p.grad, not p")
 checks.assert_unchanged(b_before, b, "b (the parameter) after zero_grad", hint="zero p.grad, not p")
 ### BEGIN HIDDEN TESTS
+# A parameter without a gradient in the middle of the list: the loop goes on past it. Gradients holding inf
+# or NaN are zeroed too (multiplying by zero is not zeroing: 0 * inf and 0 * nan are nan).
+first = torch.ones(3, requires_grad=True)
+first.grad = torch.tensor([1.0, float("inf"), float("nan")])
+middle = torch.ones(2, requires_grad=True)                   # .grad is None
+last = torch.ones(2, requires_grad=True)
+last.grad = torch.tensor([float("-inf"), 2.0])
+grad_first = first.grad
+with tripwire.forbid("optim", what="zero_grad"):
+    zero_grad([first, middle, last])
+checks.assert_equal(first.grad, torch.zeros(3), "a gradient that held inf and nan, after zero_grad",
+                    hint="p.grad.zero_() sets every entry to 0; p.grad *= 0 leaves nan where there was inf or nan")
+assert first.grad is grad_first, "zero_grad replaced a gradient holding inf/nan by a new tensor: zero it in place"
+assert middle.grad is None, "zero_grad gave a gradient to the parameter in the middle, which had none"
+checks.assert_equal(last.grad, torch.zeros(2), "the gradient of the parameter after one without a gradient",
+                    hint="skip a p.grad that is None and go on with the next (continue), do not stop (break/return)")
 # Forgetting to zero: with zero_grad between them, each backward pass must give that pass's gradient
 # alone (torch.autograd's answer), not the sum of all passes so far. Tolerance 1e-6: same float32 arithmetic.
 start, _ = demo.problem("mlp", seed=3)

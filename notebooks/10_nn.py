@@ -756,10 +756,10 @@ print("parameters:", sum(p.numel() for p in model.parameters()))
 # %% nbgrader={"grade": true, "grade_id": "test_sequential", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The course's network: the same parameter names, shapes and order as torch's, and a forward pass in order.
 torch_seq = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+expected_names = [(n, tuple(p.shape)) for n, p in torch_seq.named_parameters()]
 with tripwire.forbid("module", what="Sequential"):
     seq = Sequential(Linear(784, 128), ReLU(), Linear(128, 10))
     names = [(n, tuple(p.shape)) for n, p in seq.named_parameters()]
-    expected_names = [(n, tuple(p.shape)) for n, p in torch_seq.named_parameters()]
     assert names == expected_names, (f"Sequential's named_parameters() gave {names}, torch gives {expected_names}: "
                                      f"the submodules must be registered as '0', '1', '2'")
     assert len(seq) == 3 and isinstance(seq[1], ReLU) and seq[-1] is seq[2], "len(seq) and seq[i] (also seq[-1])"
@@ -1001,9 +1001,10 @@ class Dropout(Module):
     ``forward(x)`` returns a new tensor of x's shape and dtype, never modifying x:
       * in training mode (``self.training`` true), each element independently is kept with
         probability ``1 - p`` and multiplied by ``1 / (1 - p)``, or else set to 0. Each call
-        draws a fresh mask from torch's global generator (``torch.rand_like``), so
-        ``torch.manual_seed`` makes the result reproducible. ``p = 0`` gives x's values
-        unchanged, ``p = 1`` all zeros (no NaN).
+        draws a fresh mask from torch's global generator, so ``torch.manual_seed`` makes the
+        result reproducible; any per-element draw from it will do (``torch.rand_like`` is the
+        usual one). ``p = 0`` gives x's values unchanged whatever the draw, ``p = 1`` all zeros
+        (no NaN).
       * in evaluation mode, x's values unchanged.
     Without ``F.dropout`` / ``nn.Dropout``.
     """
@@ -1138,6 +1139,13 @@ with tripwire.forbid("dropout", what="Dropout"):
     zero = Dropout(0.0)(x)
     one = Dropout(1.0)(x)
 checks.assert_equal(zero, x, "Dropout(0.0)(x) in training mode", hint="keep with rand >= p (rand can return 0.0)")
+# p = 0 whatever the draw: after torch.manual_seed(12), torch.rand_like draws an exact 0.0 in a 1000 x 1000 tensor
+big = torch.rand(1000, 1000, generator=torch.Generator().manual_seed(5)) + 0.5
+torch.manual_seed(12)
+with tripwire.forbid("dropout", what="Dropout(0.0)"):
+    same = Dropout(0.0)(big)
+checks.assert_equal(same, big, "Dropout(0.0)(x) when the random draw holds an exact 0.0",
+                    hint="torch.rand_like can return 0.0: keep where rand >= p, not rand > p (or return x when p == 0)")
 checks.assert_equal(one, torch.zeros_like(x), "Dropout(1.0)(x) in training mode",
                     hint="p = 1 drops everything; x * 0 / (1 - 1) is NaN: return zeros")
 for bad in (-0.1, 1.5):
@@ -1529,6 +1537,17 @@ start = [checks.seeded(1, 5, 3), checks.seeded(2, 3)]
 _compare(Adam, "adam", start, 100, "t += 1 first; bias-correct m and v with 1 - beta**t; eps outside the sqrt", lr=1e-3)
 ### BEGIN HIDDEN TESTS
 start = [checks.seeded(6, 30, 4), checks.seeded(7, 4), checks.seeded(8, 1)]
+# eps decides when the gradients are small: gradients of about 1e-3 with eps = 1e-2 give sqrt(v_hat) + eps of
+# about 0.011 but sqrt(v_hat + eps) of about 0.1, a tenfold smaller step; 20 steps differ by far more than 1e-6
+def _tiny(step, params):
+    return [1e-3 * g for g in _grad_fn(step, params)]
+
+
+expected = reference.optimizer_trajectory("adam", start, _tiny, 20, lr=0.01, eps=1e-2)
+_, _, got = _run_mine(Adam, start, 20, grad_fn=_tiny, lr=0.01, eps=1e-2)
+for i, (a, e) in enumerate(zip(got[-1], expected[-1])):
+    checks.assert_close(a, e, f"Adam(eps=1e-2) on small gradients: parameter {i} after 20 steps", atol=1e-6,
+                        rtol=1e-6, hint="eps is added after the square root: sqrt(v_hat) + eps, not sqrt(v_hat + eps)")
 _compare(Adam, "adam", start, 100, "custom betas and eps", lr=0.01, betas=(0.8, 0.99), eps=1e-6)
 _compare(Adam, "adam", start, 30, "a large learning rate", lr=0.1)
 _compare(Adam, "adam", start, 5, "the first steps: t counts from 1", lr=0.05, betas=(0.5, 0.9))
