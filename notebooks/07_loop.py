@@ -480,8 +480,9 @@ def evaluate(params, X, y):
         X: float32 [N, D], N >= 1; y: int64 [N] classes. Not modified.
 
     Returns:
-        ``(loss, accuracy)``, two Python floats computed under ``torch.no_grad()`` in one
-        pass over all of X: ``loss`` is ``cross_entropy(forward(X, *params), y)`` (the mean
+        ``(loss, accuracy)``, two Python floats computed in one pass over all of X without
+        recording an autograd graph (``torch.no_grad()`` is the usual way; computing with
+        detached parameters records none either, and is as good): ``loss`` is ``cross_entropy(forward(X, *params), y)`` (the mean
         over the N samples) and ``accuracy`` is the fraction in [0, 1] of samples whose
         largest logit is at the index ``y[i]``.
     """
@@ -618,9 +619,13 @@ def train(params, X_train, y_train, X_test, y_test, epochs, batch_size=64, lr=1e
         callback: None, or a function called as ``callback(epoch, history)`` after each
             epoch's entries are in the history (``epoch`` counts from 1).
 
+    Only ``generator`` draws random numbers: torch's global random state is left as it was
+    (never call ``torch.manual_seed`` here; the caller's own experiments depend on it).
+
     Returns:
         dict ``history`` of four lists of Python floats:
-            ``"train_loss"``: ``epochs`` entries, the mean of each epoch's step losses;
+            ``"train_loss"``: ``epochs`` entries, the plain mean of each epoch's step losses
+            (every step counts once, also a smaller last batch: not weighted by batch size);
             ``"test_loss"``, ``"test_acc"``: ``epochs`` entries, ``evaluate`` on the test set
             after each epoch;
             ``"step_losses"``: the losses of all steps of all epochs, in order
@@ -675,6 +680,21 @@ with no_library_loop("train"):
     h1 = train(params, X, y, Xt, yt, 1, batch_size=100, lr=1e-3, seed=3)
 assert len(h1["step_losses"]) == 3 and len(h1["test_acc"]) == 1, \
     f"one epoch of 256 samples in batches of 100: expected 3 steps and 1 evaluation, got {h1}"
+# batches of 100, 100 and 56: the epoch's loss is the plain mean of its 3 step losses (tolerance 1e-6: 3 floats)
+plain = sum(h1["step_losses"]) / 3
+weighted = (100 * h1["step_losses"][0] + 100 * h1["step_losses"][1] + 56 * h1["step_losses"][2]) / 256
+assert abs(h1["train_loss"][0] - plain) < 1e-6, (
+    f"with a smaller last batch, history['train_loss'] is {h1['train_loss'][0]:.6f}; the contract's plain mean of "
+    f"the step losses is {plain:.6f} (a mean weighted by batch size gives {weighted:.6f})")
+# the global random state is untouched: only the generator made from seed draws
+small_params = init_params(seed=4, hidden=16)
+torch.manual_seed(1234)
+rng_before = torch.get_rng_state()
+with no_library_loop("train"):
+    train(small_params, X[:64], y[:64], Xt[:50], yt[:50], 1, batch_size=32, seed=5)
+assert torch.equal(torch.get_rng_state(), rng_before), (
+    "train changed torch's global random state: shuffle with the generator made from seed, and never call "
+    "torch.manual_seed inside train")
 assert all(not torch.equal(p.detach(), s) for p, s in zip(params, start)), "train must update params in place"
 checks.assert_unchanged(X_before, X, "X_train")
 # a larger learning rate on a tiny task: the epoch means fall
@@ -906,7 +926,8 @@ def save_params(params, path):
     """Write the four tensors to ``path`` with ``torch.save``.
 
     Args:
-        params: sequence ``(W1, b1, W2, b2)`` of tensors (any shapes). Not modified.
+        params: sequence ``(W1, b1, W2, b2)`` of tensors (any shapes and float dtypes). Not
+            modified in any way: values, ``requires_grad``, leaf status and ``.grad`` stay.
         path: a ``str`` or ``pathlib.Path``; the file is created or overwritten.
 
     The file holds ``torch.save`` of the dict ``{"W1": W1, "b1": b1, "W2": W2, "b2": b2}``
@@ -969,6 +990,20 @@ with tempfile.TemporaryDirectory() as folder:
             assert a.is_leaf and a.requires_grad and a.grad is None, f"load_params(...)[{name}]: not a fresh leaf"
     for name, p, b in zip(["W1", "b1", "W2", "b2"], original, before):
         checks.assert_unchanged(b, p, f"save_params: {name}")
+        assert p.is_leaf and p.requires_grad, (
+            f"save_params changed the caller's {name}: it must stay a leaf with requires_grad=True "
+            f"(save detached copies, p.detach().clone(), and leave the tensors themselves alone)")
+    # other dtypes come back as they were saved, in the documented tuple
+    g = torch.Generator().manual_seed(6)
+    mixed = (torch.randn(3, 2, dtype=torch.float64, generator=g), torch.randn(2, generator=g).half(),
+             torch.randn(2, 4, generator=g), torch.randn(4, dtype=torch.float64, generator=g))
+    save_params(mixed, Path(folder) / "mixed.pt")
+    back = load_params(Path(folder) / "mixed.pt")
+    assert isinstance(back, tuple), f"load_params should return a tuple (W1, b1, W2, b2), got {type(back).__name__}"
+    for name, a, e in zip(["W1", "b1", "W2", "b2"], back, mixed):
+        assert a.dtype == e.dtype, (f"load_params(...)[{name}] is {a.dtype}, but a {e.dtype} tensor was saved: "
+                                    f"give back the saved dtype (no .float())")
+        checks.assert_equal(a.detach(), e, f"load_params(...)[{name}] saved as {e.dtype}")
     saved = torch.load(Path(folder) / "small.pt", weights_only=True)
     assert isinstance(saved, dict) and set(saved) >= {"W1", "b1", "W2", "b2"}, \
         f"the file should hold the dict {{'W1': ..., 'b1': ..., 'W2': ..., 'b2': ...}}, it holds {type(saved).__name__}"

@@ -80,8 +80,8 @@ try:
     for present, expected in [(True, "cuda"), (False, "cpu")]:
         torch.cuda.is_available = lambda present=present: present
         d = get_device()
-        assert isinstance(d, torch.device) and d.type == expected, \
-            f"with CUDA {'present' if present else 'absent'}, get_device() = {d!r}; expected {expected}"
+        assert isinstance(d, torch.device) and d == torch.device(expected), \
+            f"with CUDA {'present' if present else 'absent'}, get_device() = {d!r}; expected torch.device({expected!r})"
 finally:
     torch.cuda.is_available = _real_available
 ### END HIDDEN TESTS
@@ -106,7 +106,7 @@ print("W.detach().to('meta').requires_grad_().is_leaf:", W.detach().to("meta").r
 
 # %% nbgrader={"grade": false, "grade_id": "to_device", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def to_device(tensors, device):
-    """Copies of ``tensors`` on ``device``, parameters kept as trainable leaves.
+    """``tensors`` on ``device``, parameters kept as trainable leaves.
 
     Args:
         tensors: a list or tuple of tensors (parameters with ``requires_grad=True`` and/or
@@ -115,8 +115,10 @@ def to_device(tensors, device):
 
     Returns:
         list of tensors, in the same order, each on ``device`` with the same shape, dtype and
-        values. A tensor that required grad is returned as a leaf with ``requires_grad=True``;
-        the others do not require grad. The input tensors are not modified.
+        values. A tensor that required grad is returned as a new leaf with
+        ``requires_grad=True`` (its gradients go to the new tensor, not the input); the others
+        do not require grad. The input tensors are not modified. As with ``Tensor.to``, a
+        tensor that is already on ``device`` is not copied: the result shares its memory.
     """
     ### BEGIN SOLUTION
     device = torch.device(device)
@@ -155,6 +157,15 @@ for device in ["meta", torch.device("meta")]:
 assert to_device([], "cpu") == [] or tuple(to_device([], "cpu")) == (), "to_device([]) should be empty"
 half = to_device([x.half()], "meta")[0]
 assert half.dtype == torch.float16, "to_device must keep the dtype"
+# already on the device: shared memory (as Tensor.to), and a parameter still becomes a new leaf of its own
+w = params[0]
+same = to_device([w, x], torch.device("cpu"))
+assert same[0] is not w and same[0].is_leaf and same[0].requires_grad, \
+    "a parameter already on the device must come back as a new leaf (w.detach().to(device).requires_grad_(True))"
+assert same[0].data_ptr() == w.data_ptr() and same[1].data_ptr() == x.data_ptr(), \
+    "a tensor already on the device is not copied (the contract follows Tensor.to): move with .to(device)"
+(same[0] * 2).sum().backward()
+assert w.grad is None and same[0].grad is not None, "the moved parameter's gradient must go to it, not to the input"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -247,8 +258,10 @@ def time_op(fn, device, repeats=10, warmup=2):
         warmup (int): number of untimed calls made first.
 
     Returns:
-        float: the median, over the ``repeats`` timed calls, of each call's duration in
-        seconds (``time.perf_counter`` before the call to after its synchronisation).
+        float: the median, over the ``repeats`` timed calls only, of each call's duration in
+        seconds (``time.perf_counter`` before the call to after its synchronisation). With an
+        even number of calls the median is the mean of the two middle durations (as
+        ``statistics.median``).
     """
     ### BEGIN SOLUTION
     device = torch.device(device)
@@ -283,6 +296,14 @@ durations = iter([0.3, 0.3] + [0.01, 0.01, 0.25, 0.01, 0.01])
 seconds = time_op(lambda: time.sleep(next(durations)), torch.device("cpu"), repeats=5, warmup=2)
 assert seconds < 0.1, (f"time_op reported {seconds:.3f} s for calls of 10 ms after two 300 ms warm-ups and one "
                        f"250 ms outlier: exclude the warm-up calls and take the median, not the mean or the max")
+# The median of the timed calls only, the mean of the two middle ones for an even count: timed 20, 40, 120 and
+# 400 ms give 80 ms (lower middle 40, upper 120, mean 145, minimum 20; with the 500 ms warm-ups: 260).
+# 76-100 ms: a sleep overshoots by a few ms at most, far from every wrong answer.
+durations = iter([0.5, 0.5] + [0.04, 0.4, 0.02, 0.12])
+seconds = time_op(lambda: time.sleep(next(durations)), "cpu", repeats=4, warmup=2)
+assert 0.076 <= seconds <= 0.1, (f"time_op gave {seconds * 1e3:.1f} ms for timed calls of 40, 400, 20 and 120 ms "
+                                 f"(after two 500 ms warm-ups); expected their median, 80 ms: sort the timed durations "
+                                 f"only and, for an even count, average the two middle ones (statistics.median)")
 # On a CUDA device, work is asynchronous: time_op must synchronise before reading the clock.
 _real_sync, _real_available = torch.cuda.synchronize, torch.cuda.is_available
 pending = []
@@ -300,14 +321,16 @@ def launch():
     pending.append(job)
 
 
-try:
-    torch.cuda.synchronize, torch.cuda.is_available = fake_sync, (lambda: True)
-    seconds = time_op(launch, "cuda", repeats=3, warmup=1)
-finally:
-    torch.cuda.synchronize, torch.cuda.is_available = _real_sync, _real_available
-    fake_sync()
-assert seconds >= 0.045, (f"on a CUDA device time_op measured {seconds * 1e3:.2f} ms for 50 ms of queued work: "
-                          f"call torch.cuda.synchronize() after fn() and before reading the clock")
+for device in ("cuda", torch.device("cuda")):
+    try:
+        torch.cuda.synchronize, torch.cuda.is_available = fake_sync, (lambda: True)
+        seconds = time_op(launch, device, repeats=3, warmup=1)
+    finally:
+        torch.cuda.synchronize, torch.cuda.is_available = _real_sync, _real_available
+        fake_sync()
+    assert seconds >= 0.045, (f"on a CUDA device given as {device!r} time_op measured {seconds * 1e3:.2f} ms for "
+                              f"50 ms of queued work: call torch.cuda.synchronize() after fn() and before reading "
+                              f"the clock (compare torch.device(device).type, which works for a str and a device)")
 ### END HIDDEN TESTS
 
 # %% [markdown]

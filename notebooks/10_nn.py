@@ -192,7 +192,9 @@ class Module:
       * a ``Module`` value is registered as the submodule ``name``;
       * a ``torch.Tensor`` with ``requires_grad=True`` is registered as the parameter ``name``;
       * anything else (a number, a string, a tensor without requires_grad) is a plain attribute.
-    Assigning a new value to a name already registered replaces it and keeps its position.
+    Assigning a new value to a name already registered replaces it and keeps its position;
+    assigning a value that is not registered (``None``, a number, a tensor without
+    requires_grad) to a registered name takes that name out of the registry.
     In every case ``self.name`` afterwards gives back ``value`` itself.
     """
 
@@ -460,6 +462,26 @@ with tripwire.forbid("module", what="Module"):
     once, twice = list(m.parameters()), list(m.parameters())
     assert len(once) == len(twice) == 5 and all(a is b for a, b in zip(once, twice)), \
         "parameters() must give the same tensors every time it is called"
+
+    # one tensor shared by two different layers is listed once: de-duplicated by tensor, not by module
+    class _Pair(Module):
+        def __init__(self, a, b):
+            super().__init__()
+            self.a = a
+            self.b = b
+
+    left, right = Inner(), Inner()
+    right.w = left.w
+    names = [n for n, _ in _Pair(left, right).named_parameters()]
+    assert names == ["a.w"], f"a tensor shared by two layers must be listed once, under its first name (torch: ['a.w']), got {names}"
+    # a name that stops holding a parameter or a submodule leaves the registry
+    m2 = _Mixed()
+    m2.first = torch.zeros(2)                       # a tensor without requires_grad now
+    m2.sub2 = None
+    names = [n for n, _ in m2.named_parameters()]
+    expected = [n for n in torch_names if n != "first" and not n.startswith("sub2.")]
+    assert names == expected, (f"after m.first = <a tensor without requires_grad> and m.sub2 = None, named_parameters() "
+                               f"gives {names}, expected {expected}: an assignment that is not registered unregisters the name")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_module_train_eval", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -922,6 +944,19 @@ assert torch.equal(seq[0].weight.detach(), torch.ones(2, 3)), \
 sd = seq.state_dict()
 assert all(not v.requires_grad for v in sd.values())
 checks.assert_equal(sd["0.bias"], torch.full((2,), 2.0), "state_dict()['0.bias'] after loading")
+# state_dict()'s values share memory with the parameters, as the docstring (and torch) say
+class _One(Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.ones(2, 3, requires_grad=True)
+
+
+with tripwire.forbid("module", what="state_dict"):
+    one = _One()
+    sd = one.state_dict()
+assert sd["w"].data_ptr() == one.w.data_ptr() and not sd["w"].requires_grad, (
+    "state_dict()'s values are p.detach(): the parameters' own memory without autograd history "
+    "(a clone is a snapshot, which the caller makes if it wants one)")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_load_state_dict_errors", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
