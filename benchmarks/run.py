@@ -183,7 +183,7 @@ def half_done(source: Path, release: Path) -> "nbformat.NotebookNode":
 
 
 def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[int] | None = None,
-            dask_workers: int = 2) -> dict:
+            dask_workers: int = 2, one_core: bool = True) -> dict:
     """Autograde one student's lessons (1 worker), then a class: ``class_size - mixed`` solutions and
     ``mixed`` half-done notebooks per lesson, with each local worker count and on ``dask_workers`` Dask
     workers (one thread each) on loopback."""
@@ -220,6 +220,15 @@ def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[i
                 f"half-done notebooks should earn part of the points: {[(o.student, o.lesson, o.score) for o in half]}"
             out["mixed_scores"] = {f"{o.student}/{o.lesson}": [o.score, o.max_score] for o in half}
 
+        if one_core and hasattr(os, "sched_setaffinity"):
+            every = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {min(every)})     # workers and their kernels inherit it
+            try:
+                start = time.perf_counter()
+                check(g.autograde_class(course, lessons, workers=1, progress=False, force=True))
+                out["runs"]["1 worker on 1 core"] = time.perf_counter() - start
+            finally:
+                os.sched_setaffinity(0, every)
         for n in workers:
             start = time.perf_counter()
             check(g.autograde_class(course, lessons, workers=n, progress=False, force=True))
@@ -332,6 +341,7 @@ def main(argv=None) -> int:
     p.add_argument("--mixed", type=int, default=0, help="how many of the class hand in half-done notebooks")
     p.add_argument("--workers", default="", help="worker counts to time, e.g. 2 (default: 1 and every core)")
     p.add_argument("--dask-workers", type=int, default=2, help="Dask workers on loopback to time (0: none)")
+    p.add_argument("--no-one-core", action="store_true", help="skip the baseline of one worker pinned to one core")
     p.add_argument("--lessons", default="")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = p.parse_args(argv)
@@ -350,7 +360,8 @@ def main(argv=None) -> int:
         results["notebooks"] = notebooks(lessons)
     if "grading" in only:
         results["grading"] = grading(lessons, args.class_size, args.mixed,
-                                     [int(n) for n in args.workers.split(",") if n] or None, args.dask_workers)
+                                     [int(n) for n in args.workers.split(",") if n] or None, args.dask_workers,
+                                     not args.no_one_core)
     if "trust" in only:
         results["trust"] = trust_overhead(lessons, args.repeats)
     if "gpu" in only:

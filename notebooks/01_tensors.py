@@ -174,6 +174,8 @@ print("expected std of W1:", math.sqrt(2 / 784), " of W2:", math.sqrt(2 / 128))
 
 # %% nbgrader={"grade": true, "grade_id": "test_init_params_shapes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Shapes, dtype, leaves, zero biases.
+# When graded, also: other hidden widths, tiny and wider than the default; every tensor a fresh leaf
+#   with requires_grad and no gradient yet.
 W1, b1, W2, b2 = init_params()
 for name, p, shape in [("W1", W1, (784, 128)), ("b1", b1, (128,)), ("W2", W2, (128, 10)), ("b2", b2, (10,))]:
     checks.assert_shape(p, shape, f"init_params()[{name}]", hint="W1 is [784, hidden], W2 is [hidden, 10]")
@@ -196,6 +198,8 @@ for hidden in (1, 7, 300):
 # %% nbgrader={"grade": true, "grade_id": "test_init_params_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The exact values: same seed, same numbers as PyTorch's own Kaiming initialiser (nn.init.kaiming_normal_).
 # Tolerance 1e-6: both draw the same normals; only the rounding of the scaling may differ.
+# When graded, also: other seeds and hidden widths, a global seed set beforehand (must not matter),
+#   the same seed twice giving identical tensors, and different seeds giving different weights.
 mine = init_params(seed=0)
 theirs = reference.init_params(seed=0)
 for name, a, e in zip(["W1", "b1", "W2", "b2"], mine, theirs):
@@ -267,6 +271,7 @@ def param_bytes(params):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_count_params", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: other shapes, 0-d and empty tensors, an empty list, mixed dtypes and a generator.
 params = init_params()
 n = count_params(params)
 assert type(n) is int, f"count_params should return a Python int, got {type(n).__name__}"
@@ -282,6 +287,8 @@ assert int(count_params(iter(init_params(hidden=2)))) == reference.count_params(
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_param_bytes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: float64, int8 and bfloat16 tensors, mixed dtypes, 0-d and empty tensors,
+#   an empty list, and a network of another width.
 nbytes = param_bytes(init_params())
 assert type(nbytes) is int, f"param_bytes should return a Python int, got {type(nbytes).__name__}"
 assert nbytes == 407_080, f"param_bytes(init_params()) = {nbytes:,}, expected 407,080 (101,770 values x 4 bytes)"

@@ -171,6 +171,7 @@ def linear(x, W, b):
 
 # %% nbgrader={"grade": true, "grade_id": "test_linear_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The shape: [B, in] @ [in, out] + [out] -> [B, out], for a batch of 64 and of 1.
+# When graded, also: many other batch, input and output sizes, tiny ones included (shape and dtype).
 x_t, W_t, b_t = checks.seeded(0, 64, 784), checks.seeded(1, 784, 128, scale=0.05), checks.seeded(2, 128)
 out = tripwire.call(linear, x_t, W_t, b_t, job="linear")
 checks.assert_shape(out, (64, 128), "linear(x [64, 784], W [784, 128], b [128])",
@@ -191,6 +192,8 @@ for B, n_in, n_out in [(3, 5, 7), (1, 1, 1), (10, 20, 3), (2, 300, 1)]:
 # The values, compared with PyTorch's F.linear (given W transposed, its own layout).
 # Tolerance atol=1e-5 plus rtol=1e-5: both are float32 sums, but of the products in another order.
 # Weights scaled by 1/sqrt(in), as in a real network, so that the outputs are of order 1.
+# When graded, also: other sizes (single-image batches, tiny layers), arguments left unmodified,
+#   very large values, and weights that require gradients.
 x_t, W_t, b_t = checks.seeded(10, 64, 784), checks.seeded(11, 784, 128, scale=784 ** -0.5), checks.seeded(12, 128)
 expected = reference.linear(x_t, W_t, b_t)
 out = tripwire.call(linear, x_t, W_t, b_t, job="linear")
@@ -296,6 +299,8 @@ def relu(x):
 
 # %% nbgrader={"grade": true, "grade_id": "test_relu_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Exact equality with F.relu: keeping or zeroing a value involves no rounding.
+# When graded, also: 1-D and 3-D tensors, a batch of one, all-negative and all-positive inputs,
+#   and very large and very tiny values.
 z = torch.tensor([[-2.0, -0.5, 0.0, 0.5, 2.0]])
 checks.assert_equal(tripwire.call(relu, z, job="relu"), torch.tensor([[0.0, 0.0, 0.0, 0.5, 2.0]]),
                     "relu([[-2, -0.5, 0, 0.5, 2]])", hint="negative values become 0, the others stay as they are")
@@ -324,6 +329,7 @@ assert bool((out == 0).all()), "relu of an all-negative tensor should be all zer
 
 # %% nbgrader={"grade": true, "grade_id": "test_relu_input_unchanged", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # relu returns a new tensor (right, exactly) and leaves the caller's tensor as it was.
+# When graded, also: the same checks (input untouched, right values) on a 3-D tensor.
 z = checks.seeded(50, 32, 10)
 before = z.clone()
 out = tripwire.call(relu, z, job="relu")
@@ -404,6 +410,7 @@ def forward(x, W1, b1, W2, b2):
 
 # %% nbgrader={"grade": true, "grade_id": "test_forward_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The logits are [B, 10] whatever the batch size.
+# When graded, also: other batch sizes and hidden widths, from very narrow to wider than the default.
 params = [p.detach() for p in reference.init_params(seed=1)]
 for B in (64, 1):
     with tripwire.forbid("linear", "forward"), tripwire.forbid("relu", "forward"):
@@ -422,6 +429,8 @@ for B, hidden in [(5, 7), (3, 1), (2, 300)]:
 
 # %% nbgrader={"grade": true, "grade_id": "test_forward_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The logits, compared with F.linear -> F.relu -> F.linear. Tolerance atol=1e-5: float32 sums in another order.
+# When graded, also: other batch sizes and hidden widths, arguments left unmodified, and the
+#   network's own parameters (which require gradients) on standard-normal inputs.
 g = torch.Generator().manual_seed(70)
 x_t = torch.rand(64, 784, generator=g)                     # like MNIST pixels, in [0, 1]
 W1_t, W2_t = checks.seeded(71, 784, 128, scale=0.05), checks.seeded(72, 128, 10, scale=0.125)
@@ -458,6 +467,8 @@ checks.assert_close(out, reference.forward(x_t, *params), "forward with init_par
 # When every hidden pre-activation is negative, ReLU turns the hidden layer to zeros and the
 # logits are b2 on every row. A forward without ReLU, or with ReLU after the last layer, fails here.
 # Tolerance atol=1e-6: 0 @ W2 is exactly 0, so only b2 remains.
+# When graded, also: the same all-negative hidden layer with a single image and a tiny hidden
+#   layer, and with a full-size batch and network.
 g = torch.Generator().manual_seed(100)
 x_t = torch.rand(8, 784, generator=g)                                  # pixels >= 0
 W1_t = -checks.seeded(101, 784, 32, scale=0.05).abs()                  # weights <= 0
@@ -519,6 +530,8 @@ def predict(logits):
 
 # %% nbgrader={"grade": true, "grade_id": "test_predict", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # One class per row, the position of the row's largest value (compared with torch.argmax(dim=1)).
+# When graded, also: other batch sizes and class counts, all-negative and very large logits, ties
+#   (first index wins), logits left unmodified, and logits that require gradients.
 logits_t = torch.tensor([[0.1, 2.0, -1.0, 0.0, 0.3, 0.2, -0.5, 1.9, 0.0, 0.0],
                          [-3.0, -2.0, -1.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0, -0.5],
                          [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 9.0]])
@@ -549,6 +562,7 @@ checks.assert_equal(predict(logits_g).long(), reference.predict(logits_g), "pred
 
 # %% nbgrader={"grade": true, "grade_id": "test_predict_dtype", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Classes are indices, so they are int64 (a LongTensor), which is what the loss and indexing expect.
+# When graded, also: a batch of a single image, which must still give int64 classes.
 logits_t = checks.seeded(130, 8, 10)
 got = predict(logits_t)
 checks.assert_dtype(got, torch.int64, "predict(logits [8, 10])",

@@ -208,6 +208,8 @@ print("row sums:", softmax(demo_logits).sum(dim=1))
 # %% nbgrader={"grade": true, "grade_id": "test_softmax", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Ordinary logits. Tolerance 1e-6: probabilities lie in [0, 1], where float32 rounds to about
 # 6e-8, so any correct order of operations stays well within 1e-6 of PyTorch's answer.
+# When graded, also: a batch of one, a large batch, many classes, two classes, a single class,
+#   a transposed (non-contiguous) input, and a batch with as many images as classes.
 z = torch.tensor([[1.0, 2.0, 3.0]])
 with tripwire.forbid("softmax", what="softmax"):
     probs = softmax(z.clone())
@@ -240,6 +242,8 @@ for z in cases:
 # %% nbgrader={"grade": true, "grade_id": "test_softmax_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Logits of any size. The exact probabilities are still numbers in [0, 1], so the tolerance
 # stays 1e-6; a nan or inf fails at once, with the index where it appeared.
+# When graded, also: huge logits in batches whose rows differ wildly in size, rows of all-equal
+#   huge positive or negative values, a batch of one, and many classes.
 stable_hint = ("subtract each row's own maximum before exp (max over dim=1, keepdim=True): exp(100) is "
                "already inf in float32, and a row of -1e4 underflows to 0, so 0 / 0 = nan")
 for z in [torch.tensor([[100.0, 101.0, 102.0]]), torch.tensor([[1e4, 0.0, -1e4]]),
@@ -328,6 +332,8 @@ print(log_softmax(torch.tensor([[0.0, -200.0], [1e4, -1e4]])))
 # Ordinary logits. Tolerance: 1e-6 times the size of the logits (at least 1e-6). A float32 number
 # keeps about 7 significant digits, so a log-probability computed from logits as large as M can
 # only be trusted to about M * 1e-7; we allow ten times that.
+# When graded, also: a batch of one, a large batch, many classes, two classes, a single class,
+#   a transposed (non-contiguous) input, and a batch with as many images as classes.
 def tolerance(z):
     return 1e-6 * max(1.0, z.abs().max().item())
 
@@ -360,6 +366,8 @@ for z in cases:
 # Logits of any size. Tolerance 1e-6 times the size of the logits, as above: for logits of 1e4
 # that is 0.01, while float32 itself spaces numbers near 1e4 about 0.001 apart. Any -inf or nan
 # fails whatever the tolerance.
+# When graded, also: large and nearly tied huge logits, a row of all-equal hugely negative values,
+#   classes far too unlikely for float32, rows differing wildly in size, and many classes.
 def tolerance(z):
     return 1e-6 * max(1.0, z.abs().max().item())
 
@@ -491,6 +499,8 @@ def cross_entropy(logits, targets):
 # %% nbgrader={"grade": true, "grade_id": "test_cross_entropy", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Ordinary logits, compared with F.cross_entropy. Tolerance: 1e-6 times the size of the logits
 # (at least 1e-6), as for log_softmax: a loss near 2.3 is itself stored to about 2.4e-7 in float32.
+# When graded, also: a batch of one, a large batch, many, two or one class, a transposed input, as
+#   many images as classes, all targets equal, and .backward() on your loss must match PyTorch.
 def tolerance(z):
     return 1e-6 * max(1.0, z.abs().max().item())
 
@@ -551,6 +561,8 @@ checks.assert_close(leaf.grad, reference.cross_entropy_grad(base, t), "gradient 
 # %% nbgrader={"grade": true, "grade_id": "test_cross_entropy_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Logits of any size. Tolerance 1e-6 times the size of the logits: for logits of 1e4 that is 0.01,
 # while a loss of 2e4 is itself stored in float32 only to about 0.002. A nan or inf fails at once.
+# When graded, also: a correct class far too unlikely for float32, a row of equal hugely negative
+#   logits, batches whose rows differ wildly in size, huge random logits, and many classes.
 def tolerance(z):
     return 1e-6 * max(1.0, z.abs().max().item())
 
@@ -586,6 +598,8 @@ for z, t in hidden_cases:
 # None of the three functions may change the tensors it is given: the caller still needs its logits
 # (to pick a prediction, to log them, to differentiate through them). Each call must also give the
 # right answer (tolerances as above: 1e-6, or 1e-6 times the size of the logits).
+# When graded, also: the same no-change check of logits and targets for all three functions, on a
+#   batch of one, a larger batch and many classes.
 z = checks.seeded(40, 6, 10, scale=3.0)
 t = torch.randint(0, 10, (6,), generator=torch.Generator().manual_seed(40))
 for name, fn, expected in [("softmax", softmax, reference.softmax(z)),

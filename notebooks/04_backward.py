@@ -203,6 +203,8 @@ print("row sums:", g.sum(dim=1))
 # %% nbgrader={"grade": true, "grade_id": "test_cross_entropy_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Against torch.autograd's gradient of F.cross_entropy; tolerance 1e-6 (values are at most 1 / B,
 # float32 rounding is about 1e-8).
+# When graded, also: other batch sizes (one image up to large batches) and numbers of classes (down
+#   to a single class), and the targets must be left unchanged too.
 logits = checks.seeded(0, 4, 10, scale=2.0)
 targets = torch.tensor([3, 0, 9, 3])
 saved = logits.clone()
@@ -234,6 +236,8 @@ for seed, (B, C) in [(1, (64, 10)), (2, (1, 10)), (3, (5, 3)), (4, (3, 1)), (5, 
 # %% nbgrader={"grade": true, "grade_id": "test_cross_entropy_grad_stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Huge logits: exp(1000) overflows float32, so softmax must subtract the row maximum first.
 # Tolerance 1e-6 as above; PyTorch's own gradient is finite here.
+# When graded, also: random batches (including one image) of logits of very different sizes,
+#   some shifted far up or far down.
 logits = torch.tensor([[1000.0, 0.0, -1000.0], [-500.0, -400.0, -1000.0]])
 targets = torch.tensor([1, 1])
 with tripwire.forbid("softmax", what="cross_entropy_grad"):
@@ -393,6 +397,7 @@ def check_backward(xb, tb, params, label):
 
 # %% nbgrader={"grade": true, "grade_id": "test_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The 784-128-10 network against torch.autograd (reference.backward), with check_backward above.
+# When graded, also: larger batches and other random parameters, with non-zero biases.
 gen = torch.Generator().manual_seed(0)
 check_backward(torch.rand(8, 784, generator=gen), torch.randint(0, 10, (8,), generator=gen),
                reference.init_params(seed=1), "(batch 8, 784-128-10)")
@@ -409,6 +414,8 @@ for seed, B in [(2, 64), (3, 64), (4, 100)]:
 
 # %% nbgrader={"grade": true, "grade_id": "test_backward_sizes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A batch of one image, and sizes other than 784-128-10. Tolerance 1e-5, the contract's.
+# When graded, also: a single hidden unit (with a large batch and with one image), and small networks
+#   of other input, hidden and class sizes, with inputs that can be negative.
 gen = torch.Generator().manual_seed(10)
 check_backward(torch.rand(1, 784, generator=gen), torch.tensor([7]), reference.init_params(seed=10),
                "(batch 1)")
@@ -425,6 +432,8 @@ for seed, (B, D, H, C) in [(11, (64, 784, 1, 10)), (12, (1, 784, 1, 10)), (13, (
 # %% nbgrader={"grade": true, "grade_id": "test_backward_relu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Every hidden unit off: no gradient reaches the first layer, so dW1 and db1 are exactly zero.
 # Tolerance 1e-5, the contract's.
+# When graded, also: all-black images with zero biases, so some pre-activations are exactly 0 (slope 0
+#   there), and every other hidden unit switched off for the whole batch.
 gen = torch.Generator().manual_seed(20)
 W1n, b1n, W2n, b2n = reference.init_params(seed=20)
 with torch.no_grad():
@@ -539,6 +548,8 @@ def numerical_grad(f, x, eps=1e-3):
 # %% nbgrader={"grade": true, "grade_id": "test_numerical_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The recipe: shape, untouched input, values. Tolerance 1e-3 + 1e-3 relative: loose on purpose, this
 # cell checks the formula; the next one checks the precision.
+# When graded, also: several other smooth functions, x of other shapes (including 0-d and 3-d), and
+#   an f that returns a Python float instead of a tensor.
 xs = torch.tensor([1.0, -2.0, 3.0])
 saved = xs.clone()
 with tripwire.forbid("autograd", what="numerical_grad"):
@@ -574,6 +585,8 @@ for seed, shape in [(30, (5,)), (31, (3, 4)), (32, (2, 3, 2)), (33, ()), (34, (1
 # an error of about 0.5 in a derivative of about 1e3 (relative 5e-4); forward differences are off by
 # eps/2 = 5e-4 relative. Central differences in float64 are off by eps**2/6 = 1.7e-7 relative.
 # Tolerance: 1e-5 relative, between the two.
+# When graded, also: a large-valued f that float32 gets wrong, x of other shapes, a float64 x that
+#   must come back exactly unchanged, and the eps you are given must be the step used.
 seen = set()
 
 
@@ -882,6 +895,8 @@ class Var:
 # %% nbgrader={"grade": true, "grade_id": "test_var_basics", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The forward values of each operation, and .grad left None until backward(). Tolerance 1e-6
 # (float32 rounding of a few operations).
+# When graded, also: other batch and layer sizes (including one image); inputs must stay unchanged,
+#   .grad None before backward(), and Var must not use torch autograd inside.
 a, b, c = Var(checks.seeded(50, 3, 4)), Var(checks.seeded(51, 4, 2)), Var(checks.seeded(52, 2))
 assert torch.equal(a.data, checks.seeded(50, 3, 4)) and a.grad is None, "Var(t).data must be t and .grad None"
 t3 = torch.tensor([0, 1, 1])
@@ -917,6 +932,8 @@ for seed, (B, H, C) in [(53, (1, 6, 4)), (54, (9, 2, 5))]:
 # %% nbgrader={"grade": true, "grade_id": "test_var_mlp", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The 784-128-10 network built from Vars: every parameter's .grad equals torch.autograd's
 # (reference.backward). Tolerance 1e-5, the contract's.
+# When graded, also: larger batches, one image, a single hidden unit, other hidden sizes, non-zero
+#   biases, and all-black images where some pre-activations are exactly 0.
 
 
 def var_mlp(xb, tb, params):
@@ -965,6 +982,7 @@ check_var_mlp(xz, torch.randint(0, 10, (8,), generator=gen), reference.init_para
 # %% nbgrader={"grade": true, "grade_id": "test_var_bias", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A bias added to every row: its gradient is summed over the batch back to its own shape.
 # Tolerance 1e-5 (float32 against float32 autograd).
+# When graded, also: a batch of one, and adding a second term of the same shape (nothing to sum).
 xb, Wb, bb = checks.seeded(70, 5, 3), checks.seeded(71, 3, 4), checks.seeded(72, 4)
 tb = torch.tensor([0, 3, 1, 1, 2])
 vx, vW, vb = Var(xb), Var(Wb), Var(bb)
@@ -994,6 +1012,8 @@ for seed, B in [(73, 1), (74, 12)]:
 
 # %% nbgrader={"grade": true, "grade_id": "test_var_used_twice", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A Var used twice receives both contributions. Tolerance 1e-5 (float32 against float32 autograd).
+# When graded, also: a bigger two-head network whose h.grad is checked too, a weight used at two
+#   depths, and a sum z + z that is itself used three times.
 zt = checks.seeded(80, 4, 3)
 tt = torch.tensor([2, 0, 1, 1])
 vz = Var(zt)
@@ -1002,6 +1022,18 @@ with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="V
 (want,) = reference.gradients(lambda z_: F.cross_entropy(z_ + z_, tt), zt)
 checks.assert_close(vz.grad, want, "z.grad in (z + z).cross_entropy(t)", atol=1e-5,
                     hint="add into .grad instead of assigning it: z receives one gradient from each side of the +")
+# A node with parents of its own, used twice: h = (x @ W + b).relu() feeds two heads, h @ A + h @ B.
+xv, Wv, bv, Av, Bv = (checks.seeded(190, 3, 4), checks.seeded(191, 4, 3), checks.seeded(192, 3, scale=0.3),
+                      checks.seeded(193, 3, 2), checks.seeded(194, 3, 2))
+vs, tv = [Var(t) for t in (xv, Wv, bv, Av, Bv)], torch.tensor([1, 0, 1])
+with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="Var.cross_entropy"):
+    hv = (vs[0] @ vs[1] + vs[2]).relu()
+    (hv @ vs[3] + hv @ vs[4]).cross_entropy(tv).backward()
+want = reference.gradients(lambda x_, W_, b_, A_, B_: F.cross_entropy(F.relu(x_ @ W_ + b_) @ A_ + F.relu(x_ @ W_ + b_)
+                                                                     @ B_, tv), xv, Wv, bv, Av, Bv)
+for v, e, n in zip(vs, want, ["x", "W", "b", "A", "B"]):
+    checks.assert_close(v.grad, e, f"{n}.grad when h = (x @ W + b).relu() feeds h @ A + h @ B", atol=1e-5,
+                        hint="visit every node once, in reverse topological order, after all its users; add into .grad")
 ### BEGIN HIDDEN TESTS
 gen = torch.Generator().manual_seed(81)
 B, D, H, C = 6, 5, 4, 3
@@ -1045,6 +1077,8 @@ checks.assert_close(vz.grad, want, "z.grad in u = z + z; (u + u) + u", atol=1e-5
 # %% nbgrader={"grade": true, "grade_id": "test_var_accumulates", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Two separate forward-and-backward passes on the same leaves: the gradients add up, as in PyTorch.
 # Tolerance 1e-5 (float32).
+# When graded, also: the full network run on two different batches (the gradients add), and three
+#   passes.
 xa, Wa, ba = checks.seeded(90, 4, 3), checks.seeded(91, 3, 5), checks.seeded(92, 5)
 ta = torch.tensor([4, 0, 0, 2])
 vW, vb = Var(Wa), Var(ba)

@@ -207,6 +207,8 @@ def zero_grad(params):
 
 # %% nbgrader={"grade": true, "grade_id": "test_zero_grad", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # zero_grad zeroes each existing gradient in place, leaves a missing one missing, and changes nothing else.
+# When graded, also: a parameter without a gradient in the middle of the list, gradients holding inf or
+#   NaN, repeated backward passes on a small network, 0-d and float64 parameters, a tuple and an empty list.
 w = checks.seeded(0, 3, 4).requires_grad_(True)
 b = checks.seeded(1, 4).requires_grad_(True)
 unused = checks.seeded(2, 2).requires_grad_(True)          # never used by the loss: its .grad stays None
@@ -377,6 +379,8 @@ def sgd_step(params, lr):
 
 # %% nbgrader={"grade": true, "grade_id": "test_sgd_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # One step, checked directly against torch.optim.SGD. Tolerance 1e-6 (float32 rounding only).
+# When graded, also: other problems and shapes, other learning rates (including zero), a small network,
+#   float64 parameters and longer runs.
 p = checks.seeded(0, 4, 3).requires_grad_(True)
 g = checks.seeded(1, 4, 3)
 p.grad = g.clone()
@@ -494,6 +498,8 @@ def momentum_step(params, velocities, lr, mu=0.9):
 # 50 steps beside torch.optim.SGD(momentum=0.9) on a noisy quadratic.
 # Parameters: relative difference <= 1e-6 after every step. Velocities: relative difference <= 1e-4 to
 # torch's momentum buffer (a wrong convention is off by a factor such as lr or 1 - mu).
+# When graded, also: other problems and learning rates, mu from zero to close to one, a small network,
+#   float64, and a call without mu (the default must apply).
 MOMENTUM_HINT = ("PyTorch's convention: v = mu * v + p.grad (no (1 - mu) factor, no lr inside v), "
                  "then p -= lr * v; keep v in velocities[i], updated in place")
 start, grad_fn = demo.problem("quadratic", seed=0)
@@ -657,6 +663,8 @@ def adam_step(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
 # 50 steps beside torch.optim.Adam on a noisy quadratic.
 # Parameters: relative difference <= 1e-6 after every step. ms, vs: relative difference <= 1e-4 to torch's
 # exp_avg and exp_avg_sq.
+# When graded, also: other problems, learning rates and betas, a small network, float64, longer runs, and a
+#   call passing only t (the defaults for lr, betas and eps must apply).
 ADAM_HINT = ("m = beta1*m + (1-beta1)*g and v = beta2*v + (1-beta2)*g*g, in place in ms[i], vs[i]; "
              "p -= lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t). "
              "A wrong first step points at the bias correction or t; a difference around 1e-5 at "
@@ -696,6 +704,8 @@ for k in (1, 2, 3):
 # Bias correction and the step count t. The first steps are where a missing correction, or t off by one,
 # shows most: compare the first three steps with torch.optim.Adam (relative difference <= 1e-6).
 # eps=0 in this cell, so that where eps goes plays no part.
+# When graded, also: resuming from a saved state at early and late steps (use t as given, never count calls
+#   yourself), other betas with a strong correction, and a longer run from scratch.
 BIAS_HINT = ("divide m by (1 - beta1**t) and v by (1 - beta2**t), with t as given (1 on the first call); "
              "the first step of Adam moves each weight by about lr")
 start, grad_fn = demo.problem("quadratic", seed=0)
@@ -730,6 +740,8 @@ assert run.first_bad_step(1e-6) is None, run.report(1e-6, hint=BIAS_HINT)
 # eps outside the square root. With betas=(0, 0), m_hat = g and v_hat = g * g whatever t, so one step is
 # p -= lr * g / (|g| + eps): the bias correction plays no part here. With gradients near 1e-7,
 # sqrt(v_hat) + eps and sqrt(v_hat + eps) differ a thousandfold. Compared with torch.optim.Adam (tolerance 1e-6).
+# When graded, also: gradients from moderate to tiny, exact-zero gradients (no move, no NaN), other eps
+#   values, shapes and step numbers.
 EPS_HINT = "add eps after the square root: m_hat / (sqrt(v_hat) + eps), not sqrt(v_hat + eps)"
 p = checks.seeded(10, 5, 4).requires_grad_(True)
 g = checks.seeded(11, 5, 4, scale=1e-7)
@@ -794,6 +806,8 @@ def take_step(kind, ps, state, t):
 
 # %% nbgrader={"grade": true, "grade_id": "test_updates_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Parameters and optimizer state are updated in place: same objects, same memory, still leaves, values changed.
+# When graded, also: the same checks on a small float64 network over more steps, and the dtype must
+#   not change.
 for kind, labels in (("sgd", ()), ("momentum", ("velocities",)), ("adam", ("ms", "vs"))):
     name = f"{kind}_step"
     start, grad_fn = demo.problem("quadratic", seed=11)
@@ -848,6 +862,7 @@ for kind, labels in (("sgd", ()), ("momentum", ("velocities",)), ("adam", ("ms",
 
 # %% nbgrader={"grade": true, "grade_id": "test_grad_untouched", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The steps only read p.grad: afterwards it is the same tensor with the same values (zeroing is zero_grad's job).
+# When graded, also: the same check on a small network over more steps.
 for kind in ("sgd", "momentum", "adam"):
     start, grad_fn = demo.problem("quadratic", seed=13)
     ps = [p.clone().requires_grad_(True) for p in start]

@@ -226,6 +226,8 @@ with tempfile.TemporaryDirectory() as folder:
 
 # %% nbgrader={"grade": true, "grade_id": "test_read_idx_labels", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The two label files: shape, dtype and the first label of each.
+# When graded, also: every label of both files, the per-class counts, an uncompressed copy (path as Path and
+#   as str), and grader.data's own IDX reader is off limits.
 labels = read_idx(data.file_path("train-labels-idx1-ubyte"))
 checks.assert_shape(labels, (60000,), "read_idx(train labels)",
                     hint="a label file has one dimension; a .gz path must be decompressed first")
@@ -258,6 +260,7 @@ with tempfile.TemporaryDirectory() as _folder:        # an uncompressed copy is 
 
 # %% nbgrader={"grade": true, "grade_id": "test_read_idx_images", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The training images: shape [60000, 28, 28], uint8, and the known first pixels.
+# When graded, also: every pixel of both the training and the test image files.
 images = read_idx(data.file_path("train-images-idx3-ubyte"))
 checks.assert_shape(images, (60000, 28, 28), "read_idx(train images)",
                     hint="three sizes follow the 4-byte magic number, each a big-endian 4-byte integer")
@@ -277,6 +280,8 @@ for _name, _shape in [("train-images-idx3-ubyte", (60000, 28, 28)), ("t10k-image
 
 # %% nbgrader={"grade": true, "grade_id": "test_read_idx_any_shape", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Small hand-made files of other shapes, raw and gzip-compressed.
+# When graded, also: one to five dimensions, sizes that need more than one byte, size-1 dimensions and
+#   random bytes, each file both raw and gzip-compressed.
 with tempfile.TemporaryDirectory() as folder:
     cube = torch.arange(24, dtype=torch.uint8).reshape(2, 3, 4)
     (Path(folder) / "cube.idx").write_bytes(make_idx(cube))
@@ -303,6 +308,8 @@ with tempfile.TemporaryDirectory() as _folder:
 
 # %% nbgrader={"grade": true, "grade_id": "test_read_idx_corrupt", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Damaged files must raise ValueError with a message, never return a tensor.
+# When graded, also: empty and too-short files, other bad magic bytes, wrong type codes, headers cut short,
+#   truncated or missing data and trailing bytes, each both raw and gzip-compressed.
 def expect_value_error(path, what):
     try:
         result = read_idx(path)
@@ -446,6 +453,8 @@ def normalize(images):
 
 # %% nbgrader={"grade": true, "grade_id": "test_normalize", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Shape, dtype and values on two small images; the input must stay as it was.
+# When graded, also: real MNIST test digits, a batch of a single image, and images of another shape than
+#   28 x 28 (don't assume 784).
 small = torch.zeros(2, 28, 28, dtype=torch.uint8)
 small[0, 0, 0], small[0, 0, 1], small[1, 27, 27], small[1, 1, 0] = 255, 51, 128, 1
 before = small.clone()
@@ -564,6 +573,8 @@ def num_batches(n, batch_size):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_num_batches", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: no samples at all, n just below, at and just past a multiple of batch_size, batches of
+#   one, and the result must be a plain int.
 got = num_batches(60000, 64)
 assert got == 938, f"num_batches(60000, 64) = {got}, expected 938: 937 full batches and a last one of 32"
 ### BEGIN HIDDEN TESTS
@@ -704,6 +715,8 @@ print("PyTorch's sampler:", [b.tolist() for b in reference.index_batches(10, 4, 
 
 # %% nbgrader={"grade": true, "grade_id": "test_get_batches_cover", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # One epoch: every sample once, the last batch smaller, images paired with their labels.
+# When graded, also: a single sample, batches of one, batch_size above n or dividing it exactly, no generator
+#   given (the global one is used), and X with more than two dimensions.
 X_t = torch.arange(30.0).reshape(10, 3)
 y_t = torch.arange(10)
 X_before, y_before = X_t.clone(), y_t.clone()
@@ -755,6 +768,8 @@ checks.assert_equal(_b3[2][0], _X3[10:], "last batch of a [12, 2, 5] X in batche
 
 # %% nbgrader={"grade": true, "grade_id": "test_get_batches_order", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Index for index the batches of PyTorch's BatchSampler(RandomSampler(range(n), generator=g)).
+# When graded, also: many sizes, batch sizes and seeds (up to the full training set), and the global random
+#   state must make no difference.
 X_t = torch.arange(30.0).reshape(10, 3)
 y_t = torch.arange(10)
 want = reference.index_batches(10, 4, torch.Generator().manual_seed(0))
@@ -784,6 +799,8 @@ for _n, _bs, _seed in [(12, 4, 1), (13, 4, 2), (100, 64, 3), (7, 1, 4), (5, 10, 
 
 # %% nbgrader={"grade": true, "grade_id": "test_get_batches_epochs", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Two epochs from one generator: different orders, each the one PyTorch's sampler draws.
+# When graded, also: several epochs and sizes against PyTorch's sampler, exactly one permutation drawn per
+#   epoch, and shuffle=False must leave the generator untouched.
 X_t = torch.arange(30.0).reshape(10, 3)
 y_t = torch.arange(10)
 g = torch.Generator().manual_seed(0)

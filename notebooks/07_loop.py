@@ -322,6 +322,8 @@ UPDATE_HINT = ("the first losses agree, so the batches are right and the updates
 
 # %% nbgrader={"grade": true, "grade_id": "test_train_epoch_basic", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # What one epoch returns and changes: a float per batch, t advanced, params updated in place, data untouched.
+# When graded, also: other data and batch sizes (a single sample, one-sample batches, an exact or
+#   one-over last batch), a smaller network, and a step counter that does not start at zero.
 X, y = mnist_subset(100, seed=1)
 X_before, y_before = X.clone(), y.clone()
 params = init_params(seed=0)
@@ -358,6 +360,7 @@ for n, batch_size, steps in [(1, 64, 1), (10, 3, 4), (64, 64, 1), (65, 64, 2), (
 # Loss tolerance 1e-5: both are float32 means of the same per-sample losses; they differ by a few roundings (1e-7).
 # Parameter tolerance lr / 50: where a gradient is as small as Adam's eps (1e-8), float32 rounding in the sums
 # changes the step itself, by a small fraction of lr; a wrong, skipped or doubled step is off by about lr.
+# When graded, also: one-step epochs with other learning rates, hidden sizes and batch sizes (one image too).
 X, y = mnist_subset(64, seed=2)
 params = init_params(seed=1)
 start = fresh(params)
@@ -388,6 +391,8 @@ for seed, n, lr, hidden in [(3, 32, 1e-2, 128), (4, 100, 3e-3, 32), (5, 1, 1e-3,
 # A whole epoch, step by step, against nn.Sequential + torch.optim.Adam on the same batches (same seed).
 # Loss tolerance 1e-5 per step: over 8 to 16 steps the float32 differences between the two stay below 1e-6;
 # one wrong update changes the next loss by about 1e-3. Parameters: lr / 50, as in the cell above.
+# When graded, also: the parameters after the epoch, and longer epochs on other data (training images too),
+#   with other batch sizes (a smaller last batch) and learning rates.
 X, y = mnist_subset(256, seed=3)
 params = init_params(seed=0)
 start = fresh(params)
@@ -418,6 +423,7 @@ for seed, n, batch_size, lr, split in [(1, 512, 64, 1e-3, "train"), (2, 300, 37,
 
 # %% nbgrader={"grade": true, "grade_id": "test_train_epoch_continues", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Two epochs in a row share one Adam state: the second continues the first (same tolerances as above).
+# When graded, also: three epochs sharing one generator and one state, and the parameters at the end.
 X, y = mnist_subset(128, seed=4)
 params = init_params(seed=2)
 start = fresh(params)
@@ -506,6 +512,8 @@ print("random network on the test set: loss %.4f, accuracy %.4f" % evaluate(init
 # %% nbgrader={"grade": true, "grade_id": "test_evaluate", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Loss tolerance 1e-5: the same float32 mean, summed in another order. Accuracy is compared as a count of samples,
 # exactly: the two compute the same logits to within 1e-6, far from any tie between the two largest.
+# When graded, also: a trained network, the full test set, params as a list, single images, a network of
+#   other sizes, and no .grad left on the parameters.
 def check_evaluate(params, X, y, name):
     before = [p.detach().clone() for p in params]
     X_before, y_before = X.clone(), y.clone()
@@ -549,6 +557,7 @@ for p in trained:
 # %% nbgrader={"grade": true, "grade_id": "test_evaluate_no_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # evaluate must not record a graph: a probe watches every torch operation evaluate runs and notes those whose
 # result requires grad (part of a graph). Under torch.no_grad() there are none.
+# When graded, also: a single image with params given as a list, and a much larger batch of images.
 from torch.overrides import TorchFunctionMode
 
 
@@ -650,6 +659,8 @@ def train(params, X_train, y_train, X_test, y_test, epochs, batch_size=64, lr=1e
 
 # %% nbgrader={"grade": true, "grade_id": "test_train_history", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The history: its keys and lengths, the epoch means, the callback after every epoch, and a falling loss.
+# When graded, also: a smaller last batch (plain mean, not weighted), torch's global random state untouched,
+#   params updated in place, training data unchanged, and loss falling / accuracy rising on a tiny task.
 X, y = mnist_subset(256, seed=10, split="train")
 Xt, yt = mnist_subset(200, seed=11)
 params = init_params(seed=0)
@@ -710,6 +721,8 @@ assert h2["test_acc"][-1] > h2["test_acc"][0], f"accuracy on the training images
 # k-th permutation, as reference.epoch_index_batches called once per epoch does) and Adam's state runs on.
 # Tolerances: losses 1e-5 per step; final test loss 1e-5; test accuracy within one sample (the weights differ
 # by float32 roundings, which could tip an image lying exactly on a decision boundary).
+# When graded, also: other data sizes, epochs, batch sizes, rates and widths, a changed global seed that
+#   must not matter, and runs that repeat exactly with the same seed and differ with another.
 def check_train(n, m, epochs, batch_size, lr, seed, hidden=128):
     X, y = mnist_subset(n, seed=seed + 20, split="train")
     Xt, yt = mnist_subset(m, seed=seed + 21)
@@ -967,6 +980,8 @@ def load_params(path):
 
 # %% nbgrader={"grade": true, "grade_id": "test_save_load", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A round trip is exact, gives leaves that require grad, and the file holds the documented dict.
+# When graded, also: another network size, str and Path paths, overwriting a file, other dtypes kept, a tuple,
+#   the caller's tensors untouched, the file's dict of named tensors, and gradients flowing after loading.
 with tempfile.TemporaryDirectory() as folder:
     original = init_params(seed=4)
     path = Path(folder) / "params.pt"
@@ -1017,6 +1032,8 @@ with tempfile.TemporaryDirectory() as folder:
 
 # %% nbgrader={"grade": true, "grade_id": "test_load_errors", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A missing file and a file that lacks a tensor give clear errors.
+# When graded, also: a file lacking one of the tensors (a KeyError naming it), and a missing path given
+#   as a str.
 with tempfile.TemporaryDirectory() as folder:
     missing = Path(folder) / "no_such_file.pt"
     try:

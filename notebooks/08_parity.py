@@ -358,6 +358,8 @@ print("largest difference of the logits:", (model(x) - forward(x, W1, b1, W2, b2
 
 # %% nbgrader={"grade": true, "grade_id": "test_to_torch_model_structure", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The right objects, in the right order, of the right sizes.
+# When graded, also: other hidden sizes (tiny to large) and a 2-input, 2-class network, with fresh,
+#   contiguous parameters each time.
 model = to_torch_model(*init_params(seed=0))
 assert isinstance(model, nn.Sequential), f"to_torch_model should return an nn.Sequential, got {type(model).__name__}"
 kinds = [type(m).__name__ for m in model]
@@ -392,6 +394,8 @@ for seed, hidden, inputs, classes in [(1, 1, 784, 10), (2, 7, 784, 10), (3, 300,
 
 # %% nbgrader={"grade": true, "grade_id": "test_to_torch_model_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # The weights are ours, transposed, exactly; the outputs match the F.linear-based reference forward.
+# When graded, also: other hidden sizes with nonzero biases, a single input, larger batches, all-negative
+#   inputs, and the small 2-input toy network.
 W1, b1, W2, b2 = init_params(seed=0)
 model = to_torch_model(W1, b1, W2, b2)
 for name, actual, expected in [("model[0].weight", model[0].weight, W1.t()), ("model[0].bias", model[0].bias, b1),
@@ -429,6 +433,8 @@ checks.assert_close(to_torch_model(W1, b1, W2, b2)(torch.ones(3, 2)), forward(to
 
 # %% nbgrader={"grade": true, "grade_id": "test_to_torch_model_copies", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Copies, not views: training the model must leave the hand-written tensors alone.
+# When graded, also: inputs that already carry gradients, no shared memory, no .grad on the model, backward
+#   not reaching the inputs, two models from the same tensors independent, and no use of the grader's answer.
 params = init_params(seed=0)
 before = [p.detach().clone() for p in params]
 model = to_torch_model(*params)
@@ -544,6 +550,8 @@ print("one bias nudged by 0.001:", max_param_diff(params, model))
 print("first_divergence([0, 1e-8, 3e-7, 2e-6, 5e-7], tol=1e-6) =", first_divergence([0, 1e-8, 3e-7, 2e-6, 5e-7], 1e-6))
 
 # %% nbgrader={"grade": true, "grade_id": "test_max_param_diff", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: a square W2 (a missing transpose shows only in values), inputs and model left unchanged,
+#   a change in each of the four tensors of either sign, and parameters that require grad.
 params = reference.init_params(seed=0)
 model = reference.torch_model(*params)
 d = max_param_diff(params, model)
@@ -589,6 +597,7 @@ assert isinstance(got, float) and got == 0.0, f"max_param_diff on a 3 -> 6 -> 4 
 
 # %% nbgrader={"grade": true, "grade_id": "test_max_param_diff_nan", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A diverged run must read as diverged: nan anywhere gives nan (inf gives inf).
+# When graded, also: nan in other tensors beside a large finite gap, an inf, and a nan on the hand side.
 params = reference.init_params(seed=0, hidden=8)
 model = reference.torch_model(*params)
 with torch.no_grad():
@@ -617,6 +626,8 @@ assert isinstance(got, float) and math.isnan(got), f"max_param_diff with a nan i
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_first_divergence", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: an empty list, a zero tolerance, a run apart from the start, values equal to tol,
+#   a tuple, a long list, inf, and the result being a plain int.
 assert first_divergence([0.0, 1e-8, 3e-7, 2e-6, 5e-7], 1e-6) == 3, \
     "first_divergence([0, 1e-8, 3e-7, 2e-6, 5e-7], 1e-6) should be 3: the index of the first entry above tol"
 assert first_divergence([0.0, 1e-8, 3e-7], 1e-6) is None, \
@@ -638,6 +649,7 @@ for diffs, tol, want, what in cases:
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_first_divergence_nan", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: nan as the only entry, nan before a large value, and nan after an earlier divergence.
 got = first_divergence([0.0, 1e-9, float("nan"), 1e-9], 1e-6)
 assert got == 2, f"first_divergence([0, 1e-9, nan, 1e-9], 1e-6) = {got!r}, expected 2: nan > tol is False, " \
                  f"so test for nan explicitly (math.isnan)"
@@ -755,6 +767,8 @@ for k in range(0, 11, 2):
     print(f"step {k:2d}: loss {loss}   max diff {trial['max_diff'][k]:.2e}")
 
 # %% nbgrader={"grade": true, "grade_id": "test_make_torch_optimizer", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: plain optimizer settings (no nesterov, dampening, weight decay or amsgrad), and unknown
+#   names (wrong case, empty) raising ValueError.
 model = reference.torch_model(*reference.init_params(seed=0, hidden=4))
 for name, cls, extra in [("sgd", torch.optim.SGD, {"momentum": 0}), ("momentum", torch.optim.SGD, {"momentum": 0.9}),
                          ("adam", torch.optim.Adam, {"betas": (0.9, 0.999), "eps": 1e-8})]:
@@ -784,6 +798,8 @@ for bad in ("rmsprop", "SGD", ""):
 
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_sgd", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # A short run: the shape of the result, and SGD's parity.
+# When graded, also: other seeds, widths and batch sizes, matching losses, the returned params and model, the
+#   first_divergence entry, and a full multi-epoch momentum run when steps is not given.
 X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
 Xs, ys = X_train[:512], y_train[:512]
 X_before, y_before = Xs.clone(), ys.clone()
@@ -830,6 +846,8 @@ assert max(result["max_diff"]) < 1e-6, f"momentum drifted by {max(result['max_di
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_torch_side", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The torch side on its own: the same losses as nn.Sequential + torch.optim.Adam trained on the
 # batches of batch_order, from init_params(seed).
+# When graded, also: a 2-input, 2-class toy problem with a smaller last batch, stopping partway through a
+#   later epoch.
 X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
 X_small, y_small = X_train[:384], y_train[:384]
 result = compare_training("adam", X_small, y_small, lr=1e-3, batch_size=64, seed=3, hidden=16, tol=1e-4)
@@ -856,6 +874,7 @@ assert len(result["loss_torch"]) == 15, f"epochs=2, steps=15 (stopping in the se
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_same_primitives", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # With PyTorch's own primitives and operation order the hand-written side follows torch.optim.Adam
 # to the last bit: no tolerance (one CPU thread computes the same operations on the same data the same way).
+# When graded, also: SGD and momentum following torch exactly, and first_divergence using the given tol.
 X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
 result = compare_training("adam", X_train[:640], y_train[:640], lr=1e-3, hidden=32, same_primitives=True)
 assert len(result["max_diff"]) == 11, f"640 samples in batches of 64 is 10 steps, got {len(result['max_diff']) - 1}"

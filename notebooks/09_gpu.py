@@ -70,6 +70,7 @@ def get_device():
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_get_device", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: the answer with CUDA made to look present and made to look absent.
 d = get_device()
 assert isinstance(d, torch.device), f"get_device() returned {type(d).__name__}; return a torch.device"
 assert d.type == ("cuda" if torch.cuda.is_available() else "cpu"), \
@@ -133,6 +134,8 @@ def to_device(tensors, device):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_to_device", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: a tuple, another device given as a string or a torch.device, an empty list, a
+#   float16 tensor, inputs left in place, and tensors already on the device (not copied, yet new leaves).
 params = reference.init_params(seed=0, hidden=16)
 x = checks.seeded(0, 4, 784)
 moved = to_device(list(params) + [x], "cpu")
@@ -207,7 +210,7 @@ demo.flops_widget()
 # A pretend GPU makes the trap visible on any machine: a worker thread that does the work
 # after the call has returned, and a `synchronize` that waits for it.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "pretend_gpu", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
 class PretendGPU:
     """Work is queued and done by a background thread; synchronize() waits for it."""
 
@@ -225,6 +228,7 @@ class PretendGPU:
         self.pending.clear()
 
 
+# %%
 gpu = PretendGPU()
 start = time.perf_counter()
 gpu.matmul(0.2)
@@ -284,12 +288,27 @@ def time_op(fn, device, repeats=10, warmup=2):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_time_op", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: slow warm-up calls, a slow outlier, an even number of repeats (mean of the middle
+#   two), and the pretend-GPU synchronisation check with the device given as a torch.device.
 seconds = time_op(lambda: time.sleep(0.02), "cpu", repeats=3, warmup=1)
 assert isinstance(seconds, float), f"time_op should return a float (seconds), got {type(seconds).__name__}"
 assert 0.015 < seconds < 0.5, f"time_op timed a 20 ms sleep as {seconds:.4f} s; time each call with perf_counter"
 calls = []
 time_op(lambda: calls.append(1), "cpu", repeats=5, warmup=2)
 assert len(calls) == 7, f"time_op called fn {len(calls)} times; expected warmup + repeats = 7"
+# On a CUDA device work is asynchronous: checked here with a fresh pretend GPU standing in for CUDA.
+pretend_gpu = PretendGPU()
+_real_sync, _real_available = torch.cuda.synchronize, torch.cuda.is_available
+try:
+    torch.cuda.synchronize = lambda *args, **kwargs: pretend_gpu.synchronize()   # accepts a device too
+    torch.cuda.is_available = lambda: True
+    seconds = time_op(lambda: pretend_gpu.matmul(0.05), "cuda", repeats=3, warmup=1)
+finally:
+    torch.cuda.synchronize, torch.cuda.is_available = _real_sync, _real_available
+    pretend_gpu.synchronize()
+assert seconds >= 0.045, (f"on a (pretend) CUDA device time_op measured {seconds * 1e3:.2f} ms for 50 ms "
+                          f"of queued work: call torch.cuda.synchronize() after fn() and before reading "
+                          f"the clock")
 ### BEGIN HIDDEN TESTS
 # Warm-up calls are slow and must not count; the median ignores one slow timed call.
 durations = iter([0.3, 0.3] + [0.01, 0.01, 0.25, 0.01, 0.01])

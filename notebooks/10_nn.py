@@ -376,6 +376,8 @@ print("eval() returns the module:", outer.eval() is outer, "| inner.training:", 
 
 # %% nbgrader={"grade": true, "grade_id": "test_module_registry", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Registration, order, names and identity, checked against what torch.nn.Module does with the same structure.
+# When graded, also: parameters, submodules and plain attributes mixed, a re-assigned parameter, a layer
+#   or tensor shared twice (listed once), an empty module, and a name re-assigned to a non-parameter.
 assert not issubclass(Module, nn.Module), "Module must be your own class, not a subclass of torch.nn.Module"
 
 
@@ -486,6 +488,7 @@ with tripwire.forbid("module", what="Module"):
 
 # %% nbgrader={"grade": true, "grade_id": "test_module_train_eval", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # train()/eval() flip .training through the whole tree and return the module itself.
+# When graded, also: deeper nesting, train(False) and train(True), and eval() on one submodule only.
 with tripwire.forbid("module", what="Module.train/eval"):
     outer = Outer()
     assert outer.training is True and outer.inner.training is True, "a new module starts in training mode"
@@ -608,6 +611,8 @@ print(f"ReLU: largest difference {relu_diff:.3g}")
 
 # %% nbgrader={"grade": true, "grade_id": "test_linear", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Shapes, leaves, the forward pass against F.linear with the same weights, and gradients against autograd.
+# When graded, also: other layer and batch sizes (down to 1), gradients of weight and bias, the range,
+#   spread and mean of the initial values, and their reproducibility with torch.manual_seed.
 x = checks.seeded(0, 5, 784)
 x_before = x.clone()
 with tripwire.forbid("module", what="Linear"):
@@ -662,6 +667,7 @@ assert torch.equal(other.weight, layer.weight), "Linear must draw from torch's g
 
 # %% nbgrader={"grade": true, "grade_id": "test_linear_init", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # From the same seed, the same initial numbers as nn.Linear (weight drawn first, then bias).
+# When graded, also: other seeds and other layer sizes, down to one input and one output.
 torch.manual_seed(0)
 theirs = nn.Linear(784, 128)
 torch.manual_seed(0)
@@ -683,6 +689,7 @@ for seed, (n_in, n_out) in [(1, (128, 10)), (7, (3, 5)), (42, (1, 1)), (9, (50, 
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_relu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: other shapes (a single value, large, 3-D and 1-D tensors) and an all-negative input.
 x = torch.tensor([[-2.0, -0.0, 0.0, 0.5, 3.0]])
 x_before = x.clone()
 with tripwire.forbid("relu", what="ReLU"), tripwire.forbid("module", what="ReLU"):
@@ -777,6 +784,8 @@ print("parameters:", sum(p.numel() for p in model.parameters()))
 
 # %% nbgrader={"grade": true, "grade_id": "test_sequential", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The course's network: the same parameter names, shapes and order as torch's, and a forward pass in order.
+# When graded, also: a Sequential inside a model and inside another Sequential (parameter names), and
+#   an empty Sequential.
 torch_seq = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
 expected_names = [(n, tuple(p.shape)) for n, p in torch_seq.named_parameters()]
 with tripwire.forbid("module", what="Sequential"):
@@ -868,6 +877,8 @@ except (KeyError, ValueError, RuntimeError) as err:
 
 # %% nbgrader={"grade": true, "grade_id": "test_state_dict", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A state dict moves both ways between your modules and torch.nn, with the same outputs (atol 1e-6: rounding only).
+# When graded, also: your state dict loaded by torch.nn, a nested model both ways, loading into the
+#   existing tensors (no link to the loaded dict), and state_dict() sharing the parameters' memory.
 x = checks.seeded(5, 64, 784, scale=0.5).clamp(0, 1)
 torch.manual_seed(11)
 ref = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -961,6 +972,8 @@ assert sd["w"].data_ptr() == one.w.data_ptr() and not sd["w"].requires_grad, (
 
 # %% nbgrader={"grade": true, "grade_id": "test_load_state_dict_errors", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # A state dict that does not fit: a clear error naming the key, and nothing modified.
+# When graded, also: an extra key, a wrongly shaped value (also in the last key), renamed keys,
+#   and a matching state dict loading after refused ones.
 def _expect_refusal(module, bad, key, what):
     before = [p.detach().clone() for p in module.parameters()]
     try:
@@ -1102,6 +1115,8 @@ table.add("Dropout(0.5).eval()", "nn.Dropout(0.5).eval()", "outputs in evaluatio
 
 # %% nbgrader={"grade": true, "grade_id": "test_dropout", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Training mode on a large tensor: zero or exactly x / (1 - p), the right fraction zeroed, the mean preserved.
+# When graded, also: a fresh mask on every call, reproducibility with torch.manual_seed, one draw per
+#   element, the fraction nn.Dropout zeroes, other and tiny shapes, and gradients.
 g = torch.Generator().manual_seed(0)
 x = torch.rand(1000, 1000, generator=g) + 0.5            # 1e6 values, none zero
 x_before = x.clone()
@@ -1161,6 +1176,8 @@ checks.assert_close(xg.grad, (o.detach() != 0).float() / 0.75, "gradient of Drop
 
 # %% nbgrader={"grade": true, "grade_id": "test_dropout_eval_edges", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Evaluation mode is the identity; p = 0 and p = 1; invalid p.
+# When graded, also: train() after eval(), p = 0 (even when the draw gives an exact 0.0), p = 1,
+#   invalid p, a Dropout inside a Sequential after eval(), and no parameters.
 x = torch.rand(200, 300) + 0.5
 with tripwire.forbid("dropout", what="Dropout"):
     layer = Dropout(0.5)
@@ -1227,6 +1244,8 @@ class CrossEntropyLoss(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_cross_entropy", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# When graded, also: a batch of one, other class counts, very large and very small logits (stability),
+#   logits left unchanged, and the gradient.
 logits = checks.seeded(0, 8, 10, scale=3.0)
 targets = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(0))
 with tripwire.forbid("softmax", what="CrossEntropyLoss"), tripwire.forbid("module", what="CrossEntropyLoss"):
@@ -1294,6 +1313,8 @@ table.add("register_forward_hook on each layer", "nn.Module.register_forward_hoo
 # %% nbgrader={"grade": true, "grade_id": "test_hooks", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Hooks run after forward, in registration order, see (module, inputs tuple, output), may replace the output,
 # and stop after remove().
+# When graded, also: a second remove(), a hook that replaces the output, removing one of several hooks,
+#   and hooks on layers inside a Sequential and on the Sequential itself.
 calls = []
 with tripwire.forbid("module", what="register_forward_hook"):
     layer = Linear(4, 3)
@@ -1518,6 +1539,8 @@ def _compare(cls, kind, start, steps, hint, **hyper):
 
 # %% nbgrader={"grade": true, "grade_id": "test_sgd", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Plain SGD and momentum against torch.optim.SGD on the same gradients, 50 steps (atol 1e-6 + rtol 1e-6: rounding).
+# When graded, also: other shapes and settings, a generator of parameters updated in place, parameters
+#   without a gradient, zero_grad(), and a small model trained alongside torch.optim.SGD.
 start = [checks.seeded(1, 5, 3), checks.seeded(2, 3)]
 _compare(SGD, "sgd", start, 50, "p -= lr * p.grad, in place", lr=0.1)
 _compare(SGD, "momentum", start, 50, "v = momentum * v + g (no lr inside), then p -= lr * v", lr=0.05, momentum=0.9)
@@ -1568,6 +1591,8 @@ for (n, p), (_, q) in zip(mm.named_parameters(), tm.named_parameters()):
 
 # %% nbgrader={"grade": true, "grade_id": "test_adam", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Adam against torch.optim.Adam on the same gradients, 100 steps (atol 1e-6 + rtol 1e-6: rounding only).
+# When graded, also: where eps goes (tiny gradients), other betas, eps and learning rates, the first
+#   steps, a generator of parameters updated in place, parameters without a gradient, zero_grad().
 start = [checks.seeded(1, 5, 3), checks.seeded(2, 3)]
 _compare(Adam, "adam", start, 100, "t += 1 first; bias-correct m and v with 1 - beta**t; eps outside the sqrt", lr=1e-3)
 ### BEGIN HIDDEN TESTS

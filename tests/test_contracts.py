@@ -213,6 +213,22 @@ NAMED_CHILDREN = '''        for child_name, child in self._modules.items():
                     seen.add(id(p))
                     pairs.append((f"{child_name}.{name}", p))'''
 STATE_DICT = "        return OrderedDict((name, p.detach()) for name, p in self.named_parameters())"
+SETATTR = """        if isinstance(value, Module):
+            self._parameters.pop(name, None)
+            self._modules[name] = value
+        elif isinstance(value, torch.Tensor) and value.requires_grad:
+            self._modules.pop(name, None)
+            self._parameters[name] = value
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)"""
+SETATTR_OTHER = """        registry = (self._modules if isinstance(value, Module) else
+                    self._parameters if isinstance(value, torch.Tensor) and value.requires_grad else None)
+        for other in (self._parameters, self._modules):
+            if other is not registry and name in other:
+                del other[name]
+        if registry is not None:
+            registry[name] = value"""
 UNREGISTER = '''        else:
             self._parameters.pop(name, None)
             self._modules.pop(name, None)'''
@@ -224,7 +240,8 @@ def _build_10_registry_alternatives_keep_every_point(course):
             for name, p in child.named_parameters():
                 if not any(p is q for _, q in pairs):
                     pairs.append((child_name + "." + name, p))'''),
-        (STATE_DICT, "        return OrderedDict([(name, p.data) for name, p in self.named_parameters()])")]})
+        (STATE_DICT, "        return OrderedDict([(name, p.data) for name, p in self.named_parameters()])"),
+        (SETATTR, SETATTR_OTHER)]})
     return "10_nn", nb
 
 
@@ -315,6 +332,22 @@ def test_09_comparing_the_device_with_a_string_and_cuda_0_lose_their_points(cont
     assert {"test_time_op", "test_get_device"} <= _lost(scores)
     assert "torch.device(device).type" in _message(graded, "test_time_op")
     assert "expected torch.device('cuda')" in _message(graded, "test_get_device")
+
+
+def _build_10_a_module_that_borrows_torch_nn_modules_methods_loses_the_registry_points(course):
+    nb = source_notebook(course, "10_nn")
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "module")
+    borrowed = cell.source + ("\n\nModule.named_parameters = torch.nn.Module.named_parameters\n"
+                              "Module._named_members = torch.nn.Module._named_members\n"
+                              "Module.named_modules = torch.nn.Module.named_modules\n")
+    return "10_nn", replace_solution(nb, "module", borrowed)
+
+
+def test_10_a_module_that_borrows_torch_nn_modules_methods_loses_the_registry_points(contracts):
+    scores, graded = contracts["10_a_module_that_borrows_torch_nn_modules_methods_loses_the_registry_points"]
+    assert "test_module_registry" in _lost(scores)
+    assert "Module.named_parameters" in _message(graded, "test_module_registry")
+    assert "already does this exercise's job" in _message(graded, "test_module_registry")
 
 
 BUILDERS = {name[len("_build_"):]: fn for name, fn in dict(globals()).items() if name.startswith("_build_")}

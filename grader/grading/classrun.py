@@ -147,7 +147,7 @@ def autograde_class(course: Path, lessons: list[str] | None = None, students: li
     else:
         check_sandbox()                              # no sandbox, no grading: say how to get it
     course = Path(course).resolve()
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     warm_given = warm
     warm = (max(1, workers or cores) < cores) if warm is None else warm
     limits = dict(limits or {})
@@ -190,11 +190,11 @@ def autograde_class(course: Path, lessons: list[str] | None = None, students: li
                 remove(job["scratch"])
                 bar.update(1)
 
-            n = max(1, workers or os.cpu_count() or 1)
+            n = max(1, workers or cores)
             if scheduler:
                 run_on_cluster(client, jobs, notebook_timeout + MARGIN, done, warm_given)
             elif jobs:
-                with _threads(max(1, (os.cpu_count() or 1) // n)):
+                with _threads(max(1, cores // n)):
                     _run(jobs, n, notebook_timeout + MARGIN, done)
     finally:
         bar.close()
@@ -202,6 +202,14 @@ def autograde_class(course: Path, lessons: list[str] | None = None, students: li
         if scheduler:
             client.close()
     return sorted(outcomes, key=lambda o: (o.student, o.lesson))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or ``taskset`` narrows)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def remove(folder, attempts: int = 20) -> None:

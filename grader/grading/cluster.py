@@ -172,7 +172,8 @@ def _child(hosts: dict[str, int], warm: bool | None) -> "_Child":
     """This worker thread's grading process (started at its first submission, replaced if it dies)."""
     child = getattr(_children, "child", None)
     if child is None or child.proc.poll() is not None:
-        cores = os.cpu_count() or 1
+        from grader.grading.classrun import available_cores
+        cores = available_cores()
         try:
             from distributed import get_worker
             here = hosts.get(get_worker().address.split("://")[-1].rsplit(":", 1)[0], 0)
