@@ -211,6 +211,9 @@ def grading(lessons: list[str], class_size: int, mixed: int = 0, workers: list[i
         one = g.autograde_class(course, lessons, [students[0]], workers=1, progress=False, force=True)
         out["one_student_seconds"] = time.perf_counter() - start
         out["per_lesson"] = {o.lesson: o.seconds for o in one}
+        start = time.perf_counter()                  # as `course autograde --student S` runs it: every core
+        g.autograde_class(course, lessons, [students[0]], progress=False, force=True)
+        out["one_student_all_cores_seconds"] = time.perf_counter() - start
 
         def check(outcomes) -> None:
             full = [o for o in outcomes if o.student not in halfway]
@@ -317,6 +320,8 @@ def table(results: dict) -> str:
     if g:
         lines.append(f"\nautograde, one student, 1 worker: {g['one_student_seconds']:.1f} s in all; per lesson (s): "
                      + ", ".join(f"{k} {v:.1f}" for k, v in g["per_lesson"].items()))
+        if "one_student_all_cores_seconds" in g:
+            lines.append(f"one student, one worker per core (the default): {g['one_student_all_cores_seconds']:.1f} s")
         lines.append(f"class of {g['class_size']} ({g.get('mixed', 0)} half-done) on {len(g['per_lesson'])} lesson(s):")
         for name, seconds in g["runs"].items():
             lines.append(f"  {name:18s} {seconds:7.0f} s   speed-up {g['speed_up'][name]:.2f}x")
