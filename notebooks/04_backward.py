@@ -1023,17 +1023,23 @@ with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="V
 checks.assert_close(vz.grad, want, "z.grad in (z + z).cross_entropy(t)", atol=1e-5,
                     hint="add into .grad instead of assigning it: z receives one gradient from each side of the +")
 # A node with parents of its own, used twice: h = (x @ W + b).relu() feeds two heads, h @ A + h @ B.
-xv, Wv, bv, Av, Bv = (checks.seeded(190, 3, 4), checks.seeded(191, 4, 3), checks.seeded(192, 3, scale=0.3),
-                      checks.seeded(193, 3, 2), checks.seeded(194, 3, 2))
-vs, tv = [Var(t) for t in (xv, Wv, bv, Av, Bv)], torch.tensor([1, 0, 1])
-with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="Var.cross_entropy"):
-    hv = (vs[0] @ vs[1] + vs[2]).relu()
-    (hv @ vs[3] + hv @ vs[4]).cross_entropy(tv).backward()
-want = reference.gradients(lambda x_, W_, b_, A_, B_: F.cross_entropy(F.relu(x_ @ W_ + b_) @ A_ + F.relu(x_ @ W_ + b_)
-                                                                     @ B_, tv), xv, Wv, bv, Av, Bv)
-for v, e, n in zip(vs, want, ["x", "W", "b", "A", "B"]):
-    checks.assert_close(v.grad, e, f"{n}.grad when h = (x @ W + b).relu() feeds h @ A + h @ B", atol=1e-5,
-                        hint="visit every node once, in reverse topological order, after all its users; add into .grad")
+def check_two_heads(tensors, targets, names):
+    """Var against autograd when h = (x @ W + b).relu() feeds h @ A + h @ B; returns the Var h."""
+    vs = [Var(t) for t in tensors]
+    with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="Var.cross_entropy"):
+        h = (vs[0] @ vs[1] + vs[2]).relu()
+        (h @ vs[3] + h @ vs[4]).cross_entropy(targets).backward()
+    want = reference.gradients(lambda x_, W_, b_, A_, B_: F.cross_entropy(F.relu(x_ @ W_ + b_) @ A_
+                                                                         + F.relu(x_ @ W_ + b_) @ B_, targets), *tensors)
+    for v, e, n in zip(vs, want, names):
+        checks.assert_close(v.grad, e, f"{n}.grad when h = relu(x @ W + b) feeds two heads (h @ A + h @ B)",
+                            atol=1e-5, hint="visit every node once, in reverse topological order, after all its "
+                                            "users; add into .grad")
+    return h
+
+
+check_two_heads((checks.seeded(190, 3, 4), checks.seeded(191, 4, 3), checks.seeded(192, 3, scale=0.3),
+                 checks.seeded(193, 3, 2), checks.seeded(194, 3, 2)), torch.tensor([1, 0, 1]), ["x", "W", "b", "A", "B"])
 ### BEGIN HIDDEN TESTS
 gen = torch.Generator().manual_seed(81)
 B, D, H, C = 6, 5, 4, 3
@@ -1041,15 +1047,7 @@ xt_, W1t, b1t, At, Bt = (checks.seeded(82, B, D), checks.seeded(83, D, H), check
                          checks.seeded(85, H, C), checks.seeded(86, H, C))
 tt = torch.randint(0, C, (B,), generator=gen)
 # One hidden layer feeding two heads: h is used twice, and must pass its gradient on only once, in full.
-vs = [Var(t) for t in (xt_, W1t, b1t, At, Bt)]
-with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="Var.cross_entropy"):
-    h = (vs[0] @ vs[1] + vs[2]).relu()
-    (h @ vs[3] + h @ vs[4]).cross_entropy(tt).backward()
-want = reference.gradients(lambda x_, W_, b_, A_, B_: F.cross_entropy(F.relu(x_ @ W_ + b_) @ A_ + F.relu(x_ @ W_ + b_)
-                                                                     @ B_, tt), xt_, W1t, b1t, At, Bt)
-for v, e, n in zip(vs, want, ["x", "W1", "b1", "A", "B"]):
-    checks.assert_close(v.grad, e, f"{n}.grad when h feeds two heads (h @ A + h @ B)", atol=1e-5,
-                        hint="visit every node once, in reverse topological order, after all its users; add into .grad")
+h = check_two_heads((xt_, W1t, b1t, At, Bt), tt, ["x", "W1", "b1", "A", "B"])
 (want_h,) = reference.gradients(lambda h_: F.cross_entropy(h_ @ At + h_ @ Bt, tt), h.data)
 checks.assert_close(h.grad, want_h, "h.grad when h feeds two heads", atol=1e-5,
                     hint="h receives one contribution from each head")

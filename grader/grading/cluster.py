@@ -224,7 +224,8 @@ class _Child:
         self.conn.close()
         if self.kernels:
             remove(self.kernels)
-        _children.child = None if getattr(_children, "child", None) is self else getattr(_children, "child", None)
+        if getattr(_children, "child", None) is self:
+            _children.child = None
 
 
 def child_main(fd: int) -> None:
