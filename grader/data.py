@@ -99,18 +99,41 @@ def _load(split: str, folder: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     return images.reshape(images.shape[0], -1).float().div_(255.0), labels.long()
 
 
+VALIDATION_SIZE = 10_000      # training images held out for choosing settings
+VALIDATION_SEED = 0           # the same held-out images on every machine
+
+
+def validation_indices(n: int = 60_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``range(n)`` into the fit and validation indices (a seeded permutation).
+
+    Returns ``(fit, val)``: int64 ``[n - VALIDATION_SIZE]`` and ``[VALIDATION_SIZE]``, each
+    sorted, disjoint, together every index once. The same on every machine and every call.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    return order[VALIDATION_SIZE:].sort().values, order[:VALIDATION_SIZE].sort().values
+
+
 def load_mnist(split: str = "train", folder: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one MNIST split.
 
     Args:
-        split: ``"train"`` (60,000 images) or ``"test"`` (10,000 images).
+        split: ``"train"`` (all 60,000 training images), ``"fit"`` (the 50,000 of them that
+            are trained on), ``"val"`` (the other 10,000, held out to choose settings such as
+            the number of epochs) or ``"test"`` (10,000 images, measured once, at the end).
+            ``"fit"`` and ``"val"`` are a fixed, seeded split of ``"train"``.
         folder: where the IDX files are; default :func:`data_dir`.
 
     Returns:
         ``(X, y)``: ``X`` float32 ``[N, 784]`` with values in [0, 1] (pixel / 255),
         ``y`` int64 ``[N]`` with the digits 0-9. Fresh copies: modifying them is safe.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    X, y = _load(split, None if folder is None else str(folder))
+    if split not in (*SPLITS, "fit", "val"):
+        raise ValueError(f"split must be 'train', 'fit', 'val' or 'test', got {split!r}")
+    folder = None if folder is None else str(folder)
+    if split in ("fit", "val"):
+        X, y = _load("train", folder)
+        fit, val = validation_indices(X.shape[0])
+        keep = fit if split == "fit" else val
+        return X[keep], y[keep]                   # indexing copies
+    X, y = _load(split, folder)
     return X.clone(), y.clone()

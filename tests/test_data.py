@@ -30,7 +30,7 @@ def test_returns_fresh_copies():
 
 
 def test_bad_split_and_unknown_file():
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+    with pytest.raises(ValueError, match="split must be 'train', 'fit', 'val' or 'test'"):
         data.load_mnist("validation")
     with pytest.raises(ValueError, match="unknown MNIST file"):
         data.file_path("nope")
@@ -87,3 +87,19 @@ def test_parse_idx_checks_header_and_size():
 def test_data_dir_can_be_moved(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     assert data.data_dir() == tmp_path
+
+
+def test_fit_and_validation_split_the_training_images():
+    load_mnist = data.load_mnist
+    X, y = load_mnist("train")
+    X_fit, y_fit = load_mnist("fit")
+    X_val, y_val = load_mnist("val")
+    assert X_fit.shape == (50_000, 784) and X_val.shape == (10_000, 784)
+    fit, val = data.validation_indices()
+    assert len(set(fit.tolist()) | set(val.tolist())) == 60_000        # disjoint, every image once
+    assert torch.equal(X_val, X[val]) and torch.equal(y_fit, y[fit])
+    assert torch.equal(data.validation_indices()[1], val)              # the same split every call
+    counts = torch.bincount(y_val, minlength=10)
+    assert counts.min() > 800, f"validation digits unbalanced: {counts.tolist()}"
+    X_val[0, 0] = 5.0
+    assert load_mnist("val")[0][0, 0] != 5.0                           # a fresh copy
