@@ -52,11 +52,12 @@ c.LimitOutput.max_traceback = 100
 
 # Feedback shows students which tests passed and each failure's message, never the hidden
 # tests' code: their source is removed and their tracebacks reduced to the message.
-from grader.grading import HideHiddenTests  # noqa: E402
+# Written answers show the grade a person gave in the Formgrader, or that they wait for one.
+from grader.grading import HideHiddenTests, WrittenAnswers  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, WrittenAnswers, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 
 # Files a solution run writes next to its notebook (trained weights, the exported web page)
 # are not course material: never copy them into release/ or over a submission.

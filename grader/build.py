@@ -6,9 +6,14 @@ cell that nbgrader grades declares its role on its cell line, briefly::
     # %% nbgrader={"grade_id": "softmax", "solution": true}                 <- students write here
     # %% nbgrader={"grade_id": "test_softmax", "grade": true, "points": 2}  <- a test cell
     # %% nbgrader={"grade_id": "setup", "locked": true}                     <- read-only
+    # %% [markdown] nbgrader={"grade_id": "written_x", "grade": true, "solution": true, "points": 2}
+                                                                            <- a written answer, graded by hand
+
+A written answer holds only the rubric and a model answer between ``### BEGIN SOLUTION`` and
+``### END SOLUTION``; the release shows nbgrader's ``YOUR ANSWER HERE`` in its place.
 
 :func:`build_source` fills in the rest of nbgrader's metadata, checks the roles (unique
-grade ids, solution markers inside solution cells, tests locked) and writes
+grade ids, solution markers inside solution cells, tests locked, written answers well formed) and writes
 ``source/NN_topic/NN_topic.ipynb``, paired with its ``.py`` through jupytext so that an
 instructor may edit either (the ``.py`` gets the full metadata written back, as jupytext
 would write it). :func:`build_release` runs ``nbgrader generate_assignment``
@@ -30,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSON = re.compile(r"^\d\d_[a-z0-9_]+$")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 ROLE_KEYS = ("grade", "solution", "locked", "task")
+#: grade ids of written answers (markdown cells graded by hand in nbgrader's Formgrader) start with this
+WRITTEN_PREFIX = "written_"
+WRITTEN_BODY = re.compile(r"### BEGIN SOLUTION[ \t]*\n(.*\S.*)\n[ \t]*### END SOLUTION", re.S)
 
 
 def pairing(lesson: str) -> str:
@@ -50,6 +58,32 @@ class BuildError(ValueError):
 def lessons(root: Path = ROOT) -> list[str]:
     """Names of the lessons in ``root/notebooks`` (``01_tensors``, ...), in order."""
     return sorted(p.stem for p in (root / "notebooks").glob("*.py") if LESSON.match(p.stem))
+
+
+def is_written(cell) -> bool:
+    """A written answer: a markdown cell that is both ``grade`` and ``solution``, graded by a person."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "markdown" and bool(meta.get("grade")) and bool(meta.get("solution"))
+
+
+def _check_written(cell, full: dict, where: str) -> None:
+    """A written answer cell: markdown, grade and solution, ``written_`` id, only its rubric between the markers."""
+    if cell.cell_type != "markdown":
+        raise BuildError(f"{where}: a grade_id starting with {WRITTEN_PREFIX!r} names a written answer, which must "
+                         f"be a markdown cell")
+    if not (full["grade"] and full["solution"]):
+        raise BuildError(f"{where}: a markdown nbgrader cell is a written answer: it needs \"grade\": true, "
+                         f"\"solution\": true and points (graded by hand)")
+    if not full["grade_id"].startswith(WRITTEN_PREFIX):
+        raise BuildError(f"{where}: the grade_id of a written answer starts with {WRITTEN_PREFIX!r}")
+    match = WRITTEN_BODY.fullmatch(cell.source.strip())
+    if not match:
+        raise BuildError(f"{where}: a written answer cell holds only its rubric, between ### BEGIN SOLUTION and "
+                         f"### END SOLUTION (the question goes in the markdown cell above; the release shows "
+                         f"YOUR ANSWER HERE)")
+    if "rubric" not in match.group(1).lower():
+        raise BuildError(f"{where}: a written answer's solution holds the rubric for the grader (\"*Rubric:* ...\"), "
+                         f"and a model answer")
 
 
 def _normalize(cell, index: int, lesson: str, seen: set[str]) -> None:
@@ -73,8 +107,13 @@ def _normalize(cell, index: int, lesson: str, seen: set[str]) -> None:
     if full["grade"] and not full["solution"]:
         full["locked"] = True                   # test cells are read-only
     if cell.cell_type == "code" and full["solution"]:
+        if full["grade"]:
+            raise BuildError(f"{where}: a cell that is both grade and solution is a written answer, graded by hand: "
+                             f"make it a markdown cell (grade_id {WRITTEN_PREFIX}...)")
         if "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source:
             raise BuildError(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION")
+    if (cell.cell_type == "markdown" and (full["grade"] or full["solution"])) or grade_id.startswith(WRITTEN_PREFIX):
+        _check_written(cell, full, where)
     if "### BEGIN HIDDEN TESTS" in cell.source and not (full["grade"] and not full["solution"]):
         raise BuildError(f"{where}: hidden tests belong in a test cell (grade: true)")
     cell.metadata["nbgrader"] = dict(sorted(full.items()))     # as nbformat writes it
@@ -119,14 +158,18 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def nbgrader_api(course: Path, root: Path = ROOT, **overrides):
+def nbgrader_api(course: Path, root: Path | None = None, **overrides):
     """An ``NbGraderAPI`` reading ``root/nbgrader_config.py``, working on the course folder ``course``.
 
-    ``overrides`` set further options, e.g. ``{"Execute": {"timeout": 20}}``.
+    ``root`` defaults to the course folder when it has its own ``nbgrader_config.py`` (an
+    instructor's folder on the hub, with the course installed as a package), else the
+    repository. ``overrides`` set further options, e.g. ``{"Execute": {"timeout": 20}}``.
     """
     from nbgrader.apps import NbGraderAPI
     from traitlets.config.loader import PyFileConfigLoader
 
+    if root is None:
+        root = Path(course) if (Path(course) / "nbgrader_config.py").is_file() else ROOT
     _venv_on_path()
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     course = Path(course).resolve()
@@ -151,6 +194,10 @@ def build_release(lesson: str, api, out: Path) -> Path:
     target = out / "release" / lesson / f"{lesson}.ipynb"
     nb = nbformat.read(target, as_version=4)
     nb.metadata.pop("jupytext", None)           # a student's save must never write into notebooks/
+    for cell in nb.cells:
+        if is_written(cell) and ("SOLUTION" in cell.source or "rubric" in cell.source.lower()):
+            raise BuildError(f"{lesson}: the release of written answer {cell.metadata['nbgrader']['grade_id']!r} "
+                             f"still shows its rubric")
     nbformat.write(nb, target)
     return target
 

@@ -11,6 +11,8 @@ Instructor, from the course folder (the one with nbgrader_config.py):
     course regrade LESSON STUDENT                  grade one submission again
     course export [--out grades.csv]               one row per student and lesson, plus totals
     course feedback [LESSON ...] [--student S ...] HTML feedback without the hidden tests
+    course written [LESSON ...]                    the written answers that wait for grading by hand
+                                                   (in nbgrader's Formgrader)
 
 Student, before submitting:
 
@@ -89,6 +91,19 @@ def _feedback(args) -> int:
     return 0
 
 
+def _written(args) -> int:
+    from grader.grading.written import FORMGRADER, waiting_answers, waiting_note
+
+    course = _course(args)
+    if not (course / "gradebook.db").exists():
+        raise FileNotFoundError(f"{course / 'gradebook.db'} is missing: run `course build` first")
+    waiting = waiting_answers(course, args.lessons or None)
+    for lesson, student, grade_id, points in waiting:
+        print(f"{student:14s} {lesson:16s} {grade_id} ({points:g} point{'s' if points != 1 else ''})")
+    print(waiting_note(len(waiting), sum(w[3] for w in waiting)) or f"no written answer waits for grading in {FORMGRADER}")
+    return 0
+
+
 def _check(args) -> int:
     from grader import grading
 
@@ -148,6 +163,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("lessons", nargs="*")
     f.add_argument("--student", action="append")
     f.set_defaults(run=_feedback)
+
+    w = sub.add_parser("written", help="list the written answers that wait for grading by hand (Formgrader)")
+    w.add_argument("lessons", nargs="*")
+    w.set_defaults(run=_written)
 
     c = sub.add_parser("check", help="(students) run a notebook and list which visible tests pass")
     c.add_argument("notebook")

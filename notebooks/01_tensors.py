@@ -196,7 +196,8 @@ for hidden in (1, 7, 300):
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_init_params_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# The exact values: same seed, same numbers as PyTorch's own Kaiming initialiser (nn.init.kaiming_normal_).
+# The exact values: same seed, same numbers as PyTorch's own Kaiming initialiser,
+# nn.init.kaiming_normal_(..., mode="fan_out") on the course's [in, out] weights (PyTorch's layout is [out, in]).
 # Tolerance 1e-6: both draw the same normals; only the rounding of the scaling may differ.
 # When graded, also: other seeds and hidden widths, a global seed set beforehand (must not matter),
 #   the same seed twice giving identical tensors, and different seeds giving different weights.
@@ -218,6 +219,49 @@ a1, a2 = init_params(seed=5), init_params(seed=5)
 assert all(torch.equal(p, q) for p, q in zip(a1, a2)), "init_params is not deterministic for a fixed seed"
 assert not torch.equal(init_params(seed=5)[0], init_params(seed=6)[0]), "init_params ignores its seed"
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Your layout and PyTorch's
+#
+# The tests above compare your tensors with PyTorch's own Kaiming initialiser, and the call
+# they make is `nn.init.kaiming_normal_(torch.empty(784, hidden), mode="fan_out",
+# nonlinearity="relu")`: with **`mode="fan_out"`**, not the default. The reason is a
+# convention. PyTorch stores a layer's weight as `[out, in]` (`nn.Linear(784, 128).weight`
+# has shape `[128, 784]`, and the layer computes `x @ W.T`), while this course stores it as
+# `[in, out]` and computes `x @ W`. Lesson 08 meets the same transpose again.
+#
+# **Written question (2 points, graded by hand).** Explain why `mode="fan_out"` gives the
+# recipe's `sqrt(2 / fan_in)` on the course's `[in, out]` weights: which dimension of a
+# weight does `kaiming_normal_` call its fan-in, and which its fan-out? Then say what goes
+# wrong with the default `mode="fan_in"` on our `W1` (784 × 128) and `W2` (128 × 10): which
+# number would it divide by, what standard deviation would each get instead of the right
+# one, and what would that do to the activations of a deep stack of such layers (think of
+# the plot above)?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_kaiming_fan", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 2 points: says that `kaiming_normal_` assumes PyTorch's `[out, in]` layout, so it takes
+# the fan-in from the tensor's second dimension and the fan-out from the first; on an `[in, out]`
+# tensor the first dimension is the real fan-in, hence `mode="fan_out"`; **and** says what the
+# wrong fan does: `W1` divided by 128 instead of 784 (std 0.125 instead of 0.0505, about 2.5 times
+# too large) and `W2` by 10 instead of 128 (std 0.447 instead of 0.125), so the variance of the
+# activations grows layer after layer (about sixfold per layer for `W1`'s shape) and a deep stack
+# explodes, as in the plot. 1 point: only one of the two halves right (the layout explained without
+# its consequence, or the consequence without why `fan_out` is the right mode), or numbers that are
+# wrong but a right argument. 0: the layout is not mentioned, or the answer only restates the recipe.
+#
+# *Model answer:* PyTorch writes a weight as `[out, in]`, so for a 2-D tensor `kaiming_normal_`
+# calls `size(1)` the fan-in and `size(0)` the fan-out. Our `W1` is `[784, hidden]`: its `size(0)`,
+# 784, is the number of inputs each hidden unit sums over, the real fan-in. So we must ask for
+# `mode="fan_out"` to divide by 784 and get `std = sqrt(2/784) ≈ 0.0505`. With the default mode
+# the initialiser would divide by `size(1)`: by 128 for `W1` (std `sqrt(2/128) = 0.125`, 2.5 times
+# too large, 6.1 times the variance) and by 10 for `W2` (std ≈ 0.447 instead of 0.125). Each hidden
+# value would then have about six times the variance of the layer's input instead of the same; in
+# a deep stack of such layers the activations (and the gradients flowing back) would grow
+# geometrically, the "standard normal" curve of the plot in a milder form, and training would
+# diverge or need a tiny learning rate. (For a layer whose output is wider than its input, the
+# wrong fan would shrink the activations instead, and the gradients would vanish.)
+# ### END SOLUTION
 
 # %% [markdown]
 # ## How big is the network?

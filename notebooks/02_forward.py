@@ -494,6 +494,42 @@ for B, hidden, seed in [(1, 3, 110), (64, 128, 111)]:
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# **Written question (2 points, graded by hand).** Your `forward` computes
+# `relu(x @ W1 + b1) @ W2 + b2` with 101,770 parameters. Think about what each piece buys.
+#
+# 1. Take the ReLU out. How many numbers would describe the function the network then
+#    computes, and why? What could it still not do that the network with the ReLU can?
+# 2. Put the ReLU back and drop `b1` instead (every hidden unit gets `x @ W1[:, j]` with no
+#    bias). Where does each hidden unit's hinge switch on now? What happens to the logits,
+#    apart from `b2`, when an input image is made twice as bright (every pixel doubled), and
+#    what does that say about what such a network can represent?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_relu_bias", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 1 point for each part. Part 1: the two layers collapse into one,
+# `x @ (W1 @ W2) + (b1 @ W2 + b2)`, so 784 × 10 + 10 = 7,850 numbers describe it (the rest is
+# redundant); it can only draw flat (linear) boundaries between classes, not the bent ones a ReLU
+# network draws (the ring around the centre). Part 2: without `b1` every hinge switches on at
+# `x @ W1[:, j] = 0`, a boundary through the origin (the black image); ReLU commutes with positive
+# scaling, `relu(2z) = 2 relu(z)`, so the hidden values and the logits minus `b2` exactly double:
+# the network can only represent functions that scale with the input's brightness (positively
+# homogeneous), it cannot put a threshold at a brightness of its own choosing. Half a point off
+# a part that gives the right claim without the reason.
+#
+# *Model answer:* (1) Without the ReLU, `(x @ W1 + b1) @ W2 + b2 = x @ (W1 @ W2) + (b1 @ W2 + b2)`:
+# whatever the 101,770 parameters are, the function is one linear layer with a `[784, 10]` weight
+# and a `[10]` bias, 7,850 numbers. Each class score is then a linear function of the pixels, so
+# the boundary between two classes is a flat hyperplane; it cannot separate a ring from its
+# centre, or any class that is not linearly separable. (2) Without `b1`, hidden unit `j` switches on
+# where `x @ W1[:, j] > 0`, a half-space whose boundary passes through the origin: every hinge goes
+# through the all-black image. Because `relu(c z) = c relu(z)` for `c > 0`, doubling every pixel
+# doubles every pre-activation, every hidden value, and so `h @ W2`: the logits become
+# `2 (h @ W2) + b2`. Such a network is positively homogeneous apart from `b2`: it cannot say
+# "on above this brightness", only "on in this direction", and brighter images only get more
+# confident versions of the same scores. The bias is what lets each hinge sit anywhere.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Shapes at any batch size
 #
 # Move the slider: every stage keeps its second dimension, and only the first, the batch

@@ -396,6 +396,41 @@ for z in hidden_cases:
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# **Written question (2 points, graded by hand).** Make up your own row of float32 logits (not
+# `[0, -200]`) and a target class for which the cross-entropy computed as
+# `-log(softmax(z)[target])` goes wrong, while `-log_softmax(z)[target]` does not. Give the
+# numbers: what each way returns, and why (which value is rounded, and to what). Then explain
+# for which kind of prediction of a network this happens (is it rare, or exactly the case
+# training must learn from?) and what one such sample in a batch would do to the batch's mean
+# loss and to the gradients of the training step.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_log_softmax", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 2 points: a correct example with numbers (e.g. `z = [0, 120]`, target 0: the
+# probability `e^-120 ≈ 8e-53` is below float32's smallest positive value, about `1.4e-45`, so
+# softmax rounds it to 0 and `-log 0 = inf`, while `log_softmax` gives `-120` and the loss 120);
+# **and** says that this happens when the network is confidently wrong (the target's logit far
+# below the largest one), which is exactly the sample whose gradient matters, and that one `inf`
+# makes the batch's mean loss `inf` and the gradients `inf`/`NaN`, which the update writes into
+# every weight. 1 point: a correct example with its numbers but no (or a wrong) account of the
+# consequences, or the consequences right with an example that does not fail in float32. 0: no
+# example, or an example that does not fail.
+#
+# *Model answer:* Take `z = [0.0, 120.0]` with target class 0. The stable softmax shifts by the
+# maximum: `softmax(z)[0] = e^(0-120) / (e^(0-120) + e^0) = e^-120 ≈ 7.7e-53`. float32 cannot hold a
+# positive number below about `1.4e-45`, so the probability is rounded to exactly 0, and
+# `-log(0) = inf`. `log_softmax` never forms that probability: `(0 - 120) - log(e^-120 + 1) = -120`,
+# so the loss is 120, a large but honest number. This happens when the network puts a large logit
+# on a wrong class and a much smaller one on the right class: a confident mistake. Those are not
+# rare curiosities; they are the samples with the most to teach, and early training or a too large
+# learning rate can push logits into the hundreds. One such sample makes the batch mean `inf`; its
+# gradient through `log` is `1/p = 1/0`, so the backward pass produces `inf` and `inf - inf = NaN`,
+# and the optimizer step writes `NaN` into the weights: the network is ruined for good by a single
+# batch. With `log_softmax` the same sample simply gives a large loss and a bounded gradient,
+# `softmax - one_hot`.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Why the *negative log* of the correct class
 #
 # Softmax gives each image a probability for each digit. The image's loss looks at one

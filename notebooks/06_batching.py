@@ -833,6 +833,47 @@ assert torch.equal(_g0.get_state(), _state), "get_batches(shuffle=False) drew fr
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# **Written question (2 points, graded by hand).** Two choices in `get_batches` look like
+# details. Explain what each one changes for training.
+#
+# 1. A **fresh** permutation every epoch. Suppose instead the loop drew one random permutation
+#    before the first epoch and reused it for every epoch. Each batch is still a fair mix of the
+#    ten digits, so what is lost?
+# 2. The **last, smaller batch**. With 60,000 images and batches of 64 it holds 32 images. What
+#    happens to those images with `drop_last=True`, with and without shuffling? And what is
+#    different about the training step made on that last batch? Give a data set and batch size
+#    for which the choice matters much more than for MNIST at 64.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_shuffle_last_batch", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 1 point for each part. Part 1: with one fixed order every epoch repeats the very same
+# batches in the same order, so the gradient noise is the same each epoch (correlated rather than
+# fresh); the model can adapt to that sequence (the same batches always come last, just before
+# evaluation) and SGD no longer samples a new estimate of the gradient; a fresh permutation makes
+# each epoch an independent sample. Part 2: with `drop_last=True` and no shuffling the same 32
+# images are never trained on; with shuffling a different 32 are skipped each epoch (all are seen
+# over epochs, but each epoch wastes them); the last step averages over half as many images, so its
+# gradient is noisier (about twice the variance) yet makes a step of the same size; an example where
+# it matters: a small data set, e.g. 100 images in batches of 64, where `drop_last` throws away 36
+# images (36 %) each epoch. Half a point for a part that names the effect without the reason.
+#
+# *Model answer:* (1) A single permutation, reused, turns the random order into a fixed one: epoch
+# after epoch the same 938 batches arrive in the same sequence. Their gradients carry the same
+# errors every time instead of fresh ones that average out across epochs, the last batches of the
+# epoch always get the last word before the model is evaluated, and the run depends on one lucky
+# or unlucky draw. Drawing a new permutation each epoch keeps each mini-batch gradient an
+# unbiased, independent estimate of the full gradient, which is what SGD's argument relies on.
+# (2) With `drop_last=True`, 32 images are left out of every epoch: without shuffling always the
+# same 32, which the network then never learns from; with shuffling a different 32 each time, so
+# they are seen over several epochs but each epoch still wastes them. Keeping the last batch costs
+# one noisier step: its mean gradient is over 32 images instead of 64, so its variance is about
+# twice as large, and a loop that averages batch losses gives those 32 images the weight of 64.
+# For MNIST at 64 that is 1 step in 938. For 100 images in batches of 64 the last batch is 36
+# images, 36 % of the data: dropping it discards a third of the set every epoch, and keeping it
+# makes every second step a small one.
+# ### END SOLUTION
+
+# %% [markdown]
 # Your batches, in file order and shuffled, for the 60 coloured samples of the widget (the
 # labels stand in for images here):
 

@@ -17,6 +17,8 @@ One room per job:
 * :mod:`~grader.grading.gradebook`: recording a graded (or ungradable) submission;
 * :mod:`~grader.grading.feedback`: feedback that shows the judge's verdicts and nothing the
   kernel printed;
+* :mod:`~grader.grading.written`: written answers, graded by a person in nbgrader's Formgrader,
+  kept apart from the automatic points; :mod:`~grader.grading.report`: a class run's summary;
 * :mod:`~grader.grading.export`: grades as CSV; :mod:`~grader.grading.check`: a student's own check.
 """
 
@@ -24,9 +26,10 @@ from grader.grading.check import check_notebook
 from grader.grading.classrun import DEFAULT_TIMEOUT, Outcome, autograde_class, summary
 from grader.grading.course import autograde, flags, pending, readable, scores, submit, to_grade, total
 from grader.grading.export import export_csv
-from grader.grading.feedback import HideHiddenTests, generate_feedback, hide_hidden_tests
+from grader.grading.feedback import HideHiddenTests, WrittenAnswers, generate_feedback, hide_hidden_tests
 from grader.grading.repair import repair
+from grader.grading.written import Standing, answers, standing
 
-__all__ = ["DEFAULT_TIMEOUT", "HideHiddenTests", "Outcome", "autograde", "autograde_class", "check_notebook",
-           "export_csv", "flags", "generate_feedback", "hide_hidden_tests", "pending", "readable", "repair", "scores",
-           "submit", "summary", "to_grade", "total"]
+__all__ = ["DEFAULT_TIMEOUT", "HideHiddenTests", "Outcome", "Standing", "WrittenAnswers", "answers", "autograde",
+           "autograde_class", "check_notebook", "export_csv", "flags", "generate_feedback", "hide_hidden_tests",
+           "pending", "readable", "repair", "scores", "standing", "submit", "summary", "to_grade", "total"]

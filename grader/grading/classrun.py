@@ -27,7 +27,9 @@ from pathlib import Path
 
 from grader.grading import course as paths
 from grader.grading.gradebook import record_graded, record_zero
+from grader.grading.report import summary  # noqa: F401  (the run's table, for callers of this module)
 from grader.grading.worker import prepare, serve
+from grader.grading.written import Standing, standing
 
 #: default seconds one cell may run when grading a class
 DEFAULT_TIMEOUT = 300
@@ -46,6 +48,16 @@ class Outcome:
     reason: str = ""
     findings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    standing: Standing | None = None        # automatic and written points apart (None: nothing recorded)
+
+    @property
+    def auto_score(self) -> float:
+        """The automatic points (``score`` also counts what a person gave the written answers)."""
+        return self.standing.auto_score if self.standing else self.score
+
+    @property
+    def auto_max(self) -> float:
+        return self.standing.auto_max if self.standing else self.max_score
 
 
 class _Worker:
@@ -252,8 +264,8 @@ def _unreadable(course: Path, lesson: str, student: str, problem: str, submissio
     record_zero(course, lesson, student, problem)
     paths.write_flags(course, lesson, student, [])
     paths.mark_recorded(course, lesson, student, submission, "unreadable")
-    _, max_score = paths.total(course, lesson, student)
-    return Outcome(lesson, student, "unreadable", 0.0, max_score, problem)
+    points = standing(course, lesson, student)
+    return Outcome(lesson, student, "unreadable", 0.0, points.max_score, problem, standing=points)
 
 
 def _finish(course: Path, job: dict, result: dict) -> Outcome:
@@ -270,14 +282,14 @@ def _finish(course: Path, job: dict, result: dict) -> Outcome:
         logfile.write_text(log)
         record_zero(course, lesson, student, f"{why}; see logs/{logfile.name}")
         paths.mark_recorded(course, lesson, student, job["submission"], "failed")
-        _, max_score = paths.total(course, lesson, student)
-        return Outcome(lesson, student, "failed", 0.0, max_score, f"{why}; see logs/{logfile.name}", findings,
-                       result.get("seconds", 0.0))
+        points = standing(course, lesson, student)
+        return Outcome(lesson, student, "failed", 0.0, points.max_score, f"{why}; see logs/{logfile.name}", findings,
+                       result.get("seconds", 0.0), points)
     record_graded(course, lesson, student, graded)
     paths.mark_recorded(course, lesson, student, job["submission"], "graded")
-    score, max_score = paths.total(course, lesson, student)
-    return Outcome(lesson, student, "graded", score, max_score, "; ".join(job.get("repairs", [])), findings,
-                   result.get("seconds", 0.0))
+    points = standing(course, lesson, student)
+    return Outcome(lesson, student, "graded", points.score, points.max_score, "; ".join(job.get("repairs", [])),
+                   findings, result.get("seconds", 0.0), points)
 
 
 def _safely(step, lesson: str, student: str) -> Outcome:
@@ -286,25 +298,3 @@ def _safely(step, lesson: str, student: str) -> Outcome:
         return step()
     except Exception as err:                          # noqa: BLE001
         return Outcome(lesson, student, "failed", 0.0, 0.0, f"could not be recorded: {type(err).__name__}: {err}")
-
-
-def summary(outcomes: list[Outcome]) -> str:
-    """A per-student table of the outcomes, for the terminal, with the review flags."""
-    lines = [f"{'student':14s} {'lesson':16s} {'score':>11s}  status"]
-    for o in outcomes:
-        note = f"  ({o.reason})" if o.reason else ""
-        flag = f"  [review: {len(o.findings)} flag{'s' if len(o.findings) != 1 else ''}]" if o.findings else ""
-        lines.append(f"{o.student:14s} {o.lesson:16s} {o.score:5.1f}/{o.max_score:<5.1f}  {o.status}{note}{flag}")
-    by_student: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        by_student.setdefault(o.student, []).append(o)
-    lines.append("")
-    for student, items in by_student.items():
-        lines.append(f"{student:14s} total {sum(o.score for o in items):.1f} / {sum(o.max_score for o in items):.1f}")
-    flagged = [o for o in outcomes if o.findings]
-    if flagged:
-        lines += ["", f"{len(flagged)} submission(s) flagged for review (no points were changed); the reports are in "
-                      f"review/<student>/<lesson>.txt:"]
-        lines += [f"  {o.student} {o.lesson}: {o.findings[0]}" + (f" (and {len(o.findings) - 1} more)"
-                                                                  if len(o.findings) > 1 else "") for o in flagged]
-    return "\n".join(lines)

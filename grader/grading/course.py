@@ -36,15 +36,24 @@ def gradebook(course: Path):
     return Gradebook(f"sqlite:///{Path(course).resolve() / 'gradebook.db'}")
 
 
+def by_hand(grade) -> bool:
+    """Whether a gradebook ``Grade`` is a written answer's, graded by a person (a markdown grade cell)."""
+    return grade.cell_type == "markdown"
+
+
 def scores(course: Path, lesson: str, student: str) -> dict[str, tuple[float, float]]:
-    """``{grade_id: (score, max_score)}`` of every graded cell of a submission, from the gradebook."""
+    """``{grade_id: (score, max_score)}`` of every automatically graded cell of a submission, from the gradebook.
+
+    Written answers, graded by hand, are not among them: see :func:`grader.grading.written.answers`.
+    """
     with gradebook(course) as gb:
         submission = gb.find_submission_notebook(lesson, lesson, student)
-        return {g.name: (float(g.score), float(g.max_score)) for g in submission.grades}
+        return {g.name: (float(g.score), float(g.max_score)) for g in submission.grades if not by_hand(g)}
 
 
 def total(course: Path, lesson: str, student: str) -> tuple[float, float]:
-    """(score, max score) of one submission, from the gradebook."""
+    """(score, max score) of one submission, from the gradebook: automatic points, plus the written answers'
+    (their points in the max, and in the score what a person has given so far)."""
     with gradebook(course) as gb:
         notebook = gb.find_submission_notebook(lesson, lesson, student)
         return float(notebook.score), float(notebook.max_score)
