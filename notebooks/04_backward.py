@@ -23,7 +23,8 @@
 # build a small autograd engine of your own that finds those gradients by itself, for
 # whatever graph you compute.
 #
-# **You will write:** `cross_entropy_grad`, `backward`, `numerical_grad` and the class `Var`.
+# **You will write:** `cross_entropy_grad`, `backward`, `numerical_grad`, the class `Var`, and
+# two operations of your own for it (`tanh` and `*`), whose backward rules you derive yourself.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
@@ -322,9 +323,16 @@ for seed, (B, scale, shift) in [(6, (1, 1e4, 0.0)), (7, (16, 100.0, 100.0)), (8,
 # 784, 128 and 10: the gradient check below uses a tiny network. Do not call
 # `.backward()` or `torch.autograd`; working on detached tensors (or under
 # `torch.no_grad()`) keeps PyTorch from recording anything.
+#
+# When a final gradient comes out wrong, the question is *which step* broke: a wrong
+# `dW1` may come from `d_out`, from `d_h`, from the ReLU mask or from the last product.
+# So `backward` also takes an optional dict `trace`: store your three intermediate
+# gradients in it (`trace["d_out"]`, `trace["d_h"]`, `trace["d_hpre"]`, one line each)
+# and the check below compares every step with PyTorch's, in the order the backward pass
+# computes them. The tests ask for it only to explain a failure.
 
 # %% nbgrader={"grade": false, "grade_id": "backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def backward(x, targets, W1, b1, W2, b2):
+def backward(x, targets, W1, b1, W2, b2, trace=None):
     """Gradients of cross_entropy(relu(x @ W1 + b1) @ W2 + b2, targets) by the chain rule, by hand.
 
     Args:
@@ -332,6 +340,9 @@ def backward(x, targets, W1, b1, W2, b2):
         targets: int64 tensor [B], values in 0..C-1.
         W1 [D, H], b1 [H], W2 [H, C], b2 [C]: float tensors of x's dtype; they may have
             requires_grad=True.
+        trace: None, or a dict: then also store in it the intermediate gradients
+            trace["d_out"] = dL/d(logits) [B, C], trace["d_h"] = dL/dh [B, H] (after the ReLU)
+            and trace["d_hpre"] = dL/d(h_pre) [B, H] (before it). Only read to explain a failure.
 
     Returns:
         tuple (dW1, db1, dW2, db2) of tensors shaped like W1, b1, W2, b2: the gradient of the
@@ -351,24 +362,37 @@ def backward(x, targets, W1, b1, W2, b2):
     d_hpre = d_h * (h_pre > 0)
     dW1 = x.T @ d_hpre
     db1 = d_hpre.sum(dim=0)
+    if trace is not None:
+        trace.update(d_out=d_out, d_h=d_h, d_hpre=d_hpre)
     return dW1, db1, dW2, db2
     ### END SOLUTION
 
 
 # %% [markdown]
-# The moment of truth: the same batch through PyTorch's `loss.backward()`, and the
-# largest difference per tensor.
+# The moment of truth: the same batch through PyTorch. `demo.step_report` asks PyTorch
+# for every intermediate gradient too (`retain_grad()` keeps `.grad` on non-leaf tensors
+# such as the logits) and prints one line per step of your backward pass, in the order
+# you computed them: **exact** (bit for bit), **close** (within 1e-5, with the largest
+# difference: float32 sums taken in another order) or **WRONG**. Read it top down: the
+# first wrong line is the step to fix; the lines below it are wrong because they inherit it.
 
 # %%
-mine = backward(x, y, W1, b1, W2, b2)
-loss = F.cross_entropy(F.relu(x @ W1 + b1) @ W2 + b2, y)
-loss.backward()
-for name, g, p in zip(["dW1", "db1", "dW2", "db2"], mine, [W1, b1, W2, b2]):
-    diff = (g - p.grad).abs().max().item()
-    print(f"{name}: shape {list(g.shape)!s:11} largest |mine - autograd| = {diff:.1e}  "
-          f"within 1e-5: {diff <= 1e-5}")
-for p in (W1, b1, W2, b2):
-    p.grad = None              # leave the parameters as we found them
+trace = {}
+dW1_mine, db1_mine, dW2_mine, db2_mine = backward(x, y, W1, b1, W2, b2, trace=trace)
+mine = {**trace, "dW1": dW1_mine, "db1": db1_mine, "dW2": dW2_mine, "db2": db2_mine}
+print(demo.step_report(mine, x, y, W1, b1, W2, b2))
+
+# %% [markdown]
+# And what a bug looks like. Below, PyTorch's own gradients with one classic mistake put
+# in by hand: the ReLU's mask forgotten, so that `d_hpre` is just `d_h`. The steps before
+# it stay exact; the report points at `d_hpre`, and `dW1` and `db1` below it inherit the
+# error.
+
+# %%
+buggy = demo.torch_intermediates(x, y, W1, b1, W2, b2)
+buggy["d_hpre"] = buggy["d_h"]                                   # the mistake: no (h_pre > 0) mask
+buggy["dW1"], buggy["db1"] = x.T @ buggy["d_hpre"], buggy["d_hpre"].sum(dim=0)
+print(demo.step_report(buggy, x, y, W1, b1, W2, b2))
 
 # %% nbgrader={"grade": false, "grade_id": "backward_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
 # What the tests of `backward` check, case by case (a helper cell: the grader runs it beside each test).
@@ -391,8 +415,27 @@ def check_backward(xb, tb, params, label):
                                 f"return them, without autograd")
     for before, after, tname in zip(saved, (xb, tb, *params), ["x", "targets", "W1", "b1", "W2", "b2"]):
         checks.assert_unchanged(before, after, tname)
-    for g, e, n in zip(got, reference.backward(xb, tb, *params), names):
-        checks.assert_close(g, e, f"backward{label}[{n}]", atol=1e-5, hint=hints[n])
+    try:
+        for g, e, n in zip(got, reference.backward(xb, tb, *params), names):
+            checks.assert_close(g, e, f"backward{label}[{n}]", atol=1e-5, hint=hints[n])
+    except checks.CheckFailed as failure:
+        raise checks.CheckFailed(f"{failure}\n\nStep by step against PyTorch (the first WRONG line is the step to "
+                                 f"fix):\n{step_by_step(xb, tb, params)}") from None
+
+
+def step_by_step(xb, tb, params):
+    """The report of demo.step_report for the student's backward with a trace (or what is missing)."""
+    trace = {}
+    try:
+        with tripwire.forbid("autograd", what="backward"):
+            got = backward(xb, tb, *params, trace=trace)
+        mine = {**trace, **dict(zip(names, got))}
+    except Exception as err:                 # a backward without the trace argument, or one that fails
+        return f"  (backward(..., trace={{}}) raised {type(err).__name__}: {err})"
+    report = demo.step_report(mine, xb, tb, *params)
+    if not trace:
+        report += "\n  (store d_out, d_h and d_hpre in trace to see the steps before the final gradients)"
+    return report
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -939,18 +982,27 @@ for seed, (B, H, C) in [(53, (1, 6, 4)), (54, (9, 2, 5))]:
 def var_mlp(xb, tb, params):
     vs = [Var(p.detach().clone()) for p in params]
     with tripwire.forbid("autograd", what="Var"), tripwire.forbid("softmax", what="Var.cross_entropy"):
-        loss = ((Var(xb) @ vs[0] + vs[1]).relu() @ vs[2] + vs[3]).cross_entropy(tb)
+        h_pre = Var(xb) @ vs[0] + vs[1]
+        h = h_pre.relu()
+        out = h @ vs[2] + vs[3]
+        loss = out.cross_entropy(tb)
         loss.backward()
-    return loss, vs
+    grads = {"d_out": out.grad, "d_h": h.grad, "d_hpre": h_pre.grad}
+    grads.update((n, v.grad) for n, v in zip(["dW1", "db1", "dW2", "db2"], vs))
+    return loss, vs, grads
 
 
 def check_var_mlp(xb, tb, params, label):
-    loss, vs = var_mlp(xb, tb, params)
+    loss, vs, grads = var_mlp(xb, tb, params)
     checks.assert_close(loss.data, reference.cross_entropy(reference.forward(xb, *params), tb),
                         f"loss.data {label}", atol=1e-5)
-    for v, e, n in zip(vs, reference.backward(xb, tb, *params), ["W1", "b1", "W2", "b2"]):
-        assert v.grad is not None, f"{n}.grad is still None after loss.backward() {label}: was it reached?"
-        checks.assert_close(v.grad, e, f"{n}.grad {label}", atol=1e-5, hint=var_hints[n])
+    try:
+        for v, e, n in zip(vs, reference.backward(xb, tb, *params), ["W1", "b1", "W2", "b2"]):
+            assert v.grad is not None, f"{n}.grad is still None after loss.backward() {label}: was it reached?"
+            checks.assert_close(v.grad, e, f"{n}.grad {label}", atol=1e-5, hint=var_hints[n])
+    except AssertionError as failure:    # every node's .grad against PyTorch's, in the order backward visits them
+        raise checks.CheckFailed(f"{failure}\n\nEvery node against PyTorch (the first WRONG line is the operation "
+                                 f"to fix):\n{demo.step_report(grads, xb, tb, *params)}") from None
 
 
 var_hints = {"W1": "matmul's backward: a.grad += out.grad @ b.T and b.grad += a.T @ out.grad",
@@ -1116,23 +1168,203 @@ checks.assert_close(vW.grad, 3 * once[0], "W.grad after three passes", atol=1e-5
 
 # %%
 vW1, vb1, vW2, vb2 = (Var(p.detach().clone()) for p in (W1, b1, W2, b2))
-h_var = (Var(x) @ vW1 + vb1).relu()
-loss_var = (h_var @ vW2 + vb2).cross_entropy(y)
+hpre_var = Var(x) @ vW1 + vb1
+h_var = hpre_var.relu()
+out_var = h_var @ vW2 + vb2
+loss_var = out_var.cross_entropy(y)
 loss_var.backward()
 print(f"loss: Var {loss_var.data.item():.6f}   PyTorch {F.cross_entropy(forward(x, W1, b1, W2, b2), y).item():.6f}")
-for name, v, g in zip(["W1", "b1", "W2", "b2"], (vW1, vb1, vW2, vb2), reference.backward(x, y, W1, b1, W2, b2)):
-    print(f"{name}.grad: shape {list(v.grad.shape)!s:11} largest difference from torch.autograd "
-          f"{(v.grad - g).abs().max().item():.1e}")
-print("and an intermediate: h.grad has shape", list(h_var.grad.shape))
+print(demo.step_report({"d_out": out_var.grad, "d_h": h_var.grad, "d_hpre": hpre_var.grad, "dW2": vW2.grad,
+                        "db2": vb2.grad, "dW1": vW1.grad, "db1": vb1.grad}, x, y, W1, b1, W2, b2))
 
 # %% [markdown]
-# Differences near 1e-8: the same numbers, from a few dozen lines of Python. PyTorch's engine
+# Every line exact or close: the same numbers, from a few dozen lines of Python. PyTorch's engine
 # follows the same plan, with many more operations, gradients of gradients, graphs
 # freed after use, and the work done in C++ rather than Python. One visible difference:
 # PyTorch keeps `.grad` only for leaf tensors (the parameters) unless asked with
 # `retain_grad()`, to save memory; your `Var` keeps it everywhere, which is handy for
 # looking inside.
 #
+# ## Exercise 5: two operations of your own
+#
+# An engine grows one row of the table at a time, and for a new operation nobody hands
+# you the backward rule: you derive it, then you check it. Add two operations to `Var`:
+#
+# * `a.tanh()`: `tanh` entry by entry, a smooth cousin of the ReLU that squashes every
+#   value into (-1, 1). Its forward pass may use `torch.tanh`.
+# * `a * b`: the entry-by-entry product of two Vars of the same shape (no broadcasting).
+#
+# Derive each local rule on paper first. For `tanh`: what is the derivative of `tanh(u)`
+# with respect to `u`? (It can be written with the output `tanh(u)` alone, which the
+# forward pass already computed.) For the product: if `a` moves by a small δ and `b`
+# stays put, how much does `a * b` move? Then write them as you wrote `relu`, an output
+# Var and a closure that adds into the parents' `.grad`. Two traps from the three classic
+# bugs apply: `x * x` uses `x` twice, and every contribution is added, never assigned.
+
+# %% nbgrader={"grade": false, "grade_id": "Var_tanh_mul", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def var_tanh(self):
+    """tanh of a Var entry by entry: a new Var whose data is torch.tanh(self.data), of self's shape.
+
+    Its backward function, once the output's .grad is known, adds dL/d(self) (a tensor of
+    self.data's shape) into self.grad. No torch autograd.
+    """
+    ### BEGIN SOLUTION
+    out = Var(torch.tanh(self.data), parents=(self,))
+
+    def backward_fn():
+        self._add_to_grad(out.grad * (1 - out.data ** 2))
+
+    out._backward_fn = backward_fn
+    return out
+    ### END SOLUTION
+
+
+def var_mul(self, other):
+    """self * other entry by entry, for two Vars of the same shape: a new Var of that shape.
+
+    Its backward function adds dL/d(self) into self.grad and dL/d(other) into other.grad.
+    other may be self itself (x * x): x then receives both contributions. No torch autograd.
+    """
+    ### BEGIN SOLUTION
+    out = Var(self.data * other.data, parents=(self, other))
+
+    def backward_fn():
+        self._add_to_grad(out.grad * other.data)
+        other._add_to_grad(out.grad * self.data)
+
+    out._backward_fn = backward_fn
+    return out
+    ### END SOLUTION
+
+
+Var.tanh = var_tanh          # the two functions become methods of your Var: a.tanh() and a * b
+Var.__mul__ = var_mul
+
+# %% [markdown]
+# Check them the way you would check an operation PyTorch does not have: with your own
+# `numerical_grad`, in float64, on a small graph that uses both, with `a` used twice. The
+# same computation is written once with Vars and once on plain tensors (what
+# `numerical_grad` needs). Around 1e-7 means right (the finite differences' own error);
+# 1e-2 or more is a bug in the rule.
+
+# %%
+a0, b0 = checks.seeded(5, 4, 3, dtype=torch.float64), checks.seeded(6, 4, 3, dtype=torch.float64)
+t0 = torch.tensor([0, 2, 1, 2])
+
+
+def plain_loss(a_, b_):                       # the same graph on plain tensors, for numerical_grad
+    return cross_entropy((torch.tanh(a_) * b_) * a_, t0)
+
+
+va, vb = Var(a0.clone()), Var(b0.clone())
+((va.tanh() * vb) * va).cross_entropy(t0).backward()
+print("a.grad: relative error against numerical_grad",
+      f"{relative_error(va.grad, numerical_grad(lambda a_: plain_loss(a_, b0), a0)):.1e}")
+print("b.grad: relative error against numerical_grad",
+      f"{relative_error(vb.grad, numerical_grad(lambda b_: plain_loss(a0, b_), b0)):.1e}")
+
+# %% nbgrader={"grade": false, "grade_id": "new_ops_test_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["helpers"]
+# What the test of tanh and * checks (a helper cell: the grader runs it beside the test). The gradients are
+# compared with torch.autograd; on a failure the message adds what your numerical_grad says.
+NEW_OPS_HINT = ("d tanh(u)/du = 1 - tanh(u)**2 (the output squared, not tanh of the output); for a * b, a receives "
+                "out.grad * b and b receives out.grad * a, each added into .grad")
+
+
+def numerical_opinion(plain, tensors, i, got):
+    """One line: the relative error of `got` against the student's numerical_grad of plain w.r.t. tensors[i]."""
+    def f(z):
+        args = list(tensors)
+        args[i] = z
+        return plain(*args)
+    try:
+        num = numerical_grad(f, tensors[i])
+        a = got.detach().double()
+        rel = float((a - num).norm() / (a.norm() + num.norm()).clamp(min=1e-30))
+    except Exception as err:
+        return f"(your numerical_grad could not check it: {type(err).__name__}: {err})"
+    return (f"Your numerical_grad says the same: relative error {rel:.1e} against it (about 1e-7 when the rule "
+            f"is right, 1e-2 or more for a wrong one)")
+
+
+def check_new_ops(build, plain, tensors, targets, names, label, atol):
+    """Var against autograd for the loss build(*Vars).cross_entropy(targets); plain is the same on tensors."""
+    saved = [t.clone() for t in tensors]
+    vs = [Var(t.clone()) for t in tensors]
+    with tripwire.forbid("autograd", what="Var.tanh and Var.__mul__"):
+        out = build(*vs)
+        assert isinstance(out, Var), f"{label} should be a Var, got {type(out).__name__}"
+        checks.assert_close(out.data, plain(*tensors), f"({label}).data", atol=atol,
+                            hint="tanh(a) and a * b entry by entry, in the forward pass")
+        out.cross_entropy(targets).backward()
+    want = reference.gradients(lambda *ts: F.cross_entropy(plain(*ts), targets), *tensors)
+    for i, (v, e, n) in enumerate(zip(vs, want, names)):
+        try:
+            assert v.grad is not None, f"{n}.grad is still None after backward(): did the backward function reach it?"
+            checks.assert_close(v.grad, e, f"{n}.grad in ({label}).cross_entropy(t)", atol=atol, hint=NEW_OPS_HINT)
+        except AssertionError as failure:
+            raise checks.CheckFailed(f"{failure}\n"
+                                     f"{numerical_opinion(lambda *ts: F.cross_entropy(plain(*ts), targets), tensors, i, v.grad)}"
+                                     ) from None
+    for before, v, n in zip(saved, vs, names):
+        checks.assert_unchanged(before, v.data, f"{n}.data")
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_var_tanh_mul", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# tanh and * in your Var, forward values and gradients, against torch.autograd (reference.gradients), in
+# float64: tolerance 1e-10 (the same float64 arithmetic in another order differs by about 1e-16).
+# When graded, also: x * x (one Var on both sides), tanh of large values (where its slope is nearly 0), both
+#   operations chained, and the MLP in float32 with tanh in place of the ReLU; inputs must stay unchanged.
+check_new_ops(lambda a, b: a.tanh() * b, lambda a, b: torch.tanh(a) * b,
+              (checks.seeded(120, 4, 3, dtype=torch.float64), checks.seeded(121, 4, 3, dtype=torch.float64)),
+              torch.tensor([0, 2, 1, 2]), ["a", "b"], "a.tanh() * b", atol=1e-10)
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(122)
+# One Var on both sides of the product: two contributions.
+check_new_ops(lambda a: a * a, lambda a: a * a, (checks.seeded(123, 5, 4, dtype=torch.float64),),
+              torch.randint(0, 4, (5,), generator=gen), ["x"], "x * x", atol=1e-10)
+# Large values: tanh saturates and its slope is nearly 0 (and must not be NaN).
+check_new_ops(lambda a, b: a.tanh() * b, lambda a, b: torch.tanh(a) * b,
+              (checks.seeded(124, 3, 5, scale=20.0, dtype=torch.float64), checks.seeded(125, 3, 5, dtype=torch.float64)),
+              torch.randint(0, 5, (3,), generator=gen), ["a (large)", "b"], "a.tanh() * b, large a", atol=1e-10)
+# Chained, with one input used twice: ((a * b).tanh() * c) * a.
+check_new_ops(lambda a, b, c: ((a * b).tanh() * c) * a, lambda a, b, c: (torch.tanh(a * b) * c) * a,
+              tuple(checks.seeded(126 + k, 1, 6, dtype=torch.float64) for k in range(3)),
+              torch.tensor([3]), ["a", "b", "c"], "((a * b).tanh() * c) * a", atol=1e-10)
+# The MLP in float32 with tanh in place of the ReLU; tolerance 1e-5 (float32, as for the ReLU network).
+params = [p.detach() for p in reference.init_params(seed=127, hidden=16)]
+xb = torch.rand(8, 784, generator=gen)
+check_new_ops(lambda W1, b1, W2, b2: (Var(xb) @ W1 + b1).tanh() @ W2 + b2,
+              lambda W1, b1, W2, b2: torch.tanh(xb @ W1 + b1) @ W2 + b2,
+              tuple(params), torch.randint(0, 10, (8,), generator=gen), ["W1", "b1", "W2", "b2"],
+              "(x @ W1 + b1).tanh() @ W2 + b2", atol=1e-5)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Written question (2 points, graded by hand).** You gradient-check the `db1` of your
+# `backward` on a tiny float64 network, as above, over ten random seeds. Nine times the
+# relative error is about 1e-7; once it is 3e-2, although on that very seed
+# `demo.step_report` finds your `backward` equal to PyTorch's at every step. What is the
+# most likely cause, and how would you confirm it in one or two steps?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_gradient_check", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 2 points: blames the numerical gradient, not `backward`, because of the ReLU's kink: some
+# pre-activation `h_pre` lies within eps of 0, so `f(x + eps)` and `f(x - eps)` fall on different sides of
+# the kink and the central difference for that entry is meaningless; and gives a way to confirm it (find the
+# entries with `|h_pre| < eps` and see that the error sits in those hidden units; or repeat with a smaller
+# eps, or with the inputs moved slightly, and watch the error vanish). 1 point: the right cause without a
+# way to confirm it, or a vague "the numerical gradient is unreliable there" with a sound check. 0 points:
+# a bug in `backward` (it matches PyTorch), float32 rounding (all of it is float64), or no reason.
+#
+# *Model answer:* `backward` agrees with PyTorch, so the suspect is the measurement. ReLU is not
+# differentiable at 0: if an `h_pre` of some image lies within eps = 1e-3 of 0, the two evaluations of the
+# central difference see the unit on in one and off in the other, and the finite difference for the biases
+# of that unit mixes two slopes. To confirm: print `(h_pre.abs() < 1e-3).nonzero()` and check that the
+# wrong entries of `db1` are exactly those units, or rerun with eps = 1e-6 (the kink is then almost never
+# straddled) and see the error drop to about 1e-7.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Check yourself
 #
 # No points, just immediate feedback.

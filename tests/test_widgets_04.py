@@ -184,3 +184,72 @@ def test_difference_errors_have_the_textbook_orders():
     fig = demo.plot_difference_errors()
     assert len(fig.axes[0].lines) == 5          # four curves and the eps = 1e-3 marker
     matplotlib.pyplot.close(fig)
+
+
+# --- step by step against PyTorch ---------------------------------------------------------------
+
+
+def _autograd_trace(x, t, W1, b1, W2, b2):
+    """The intermediate gradients of the MLP, from torch.autograd with retain_grad (independent of the helper)."""
+    leaves = [p.clone().requires_grad_(True) for p in (W1, b1, W2, b2)]
+    h_pre = x @ leaves[0] + leaves[1]
+    h = F.relu(h_pre)
+    out = h @ leaves[2] + leaves[3]
+    for v in (h_pre, h, out):
+        v.retain_grad()
+    F.cross_entropy(out, t).backward()
+    return {"d_out": out.grad, "d_h": h.grad, "d_hpre": h_pre.grad, "dW1": leaves[0].grad, "db1": leaves[1].grad,
+            "dW2": leaves[2].grad, "db2": leaves[3].grad}
+
+
+def test_torch_intermediates_match_autograd_and_leave_inputs_alone():
+    x, t, W1, b1, W2, b2 = batch(seed=9, B=5, D=7, H=6, C=4)
+    W1.requires_grad_(True)
+    saved = [v.detach().clone() for v in (x, t, W1, b1, W2, b2)]
+    got = demo.torch_intermediates(x, t, W1, b1, W2, b2)
+    want = _autograd_trace(x, t, W1.detach(), b1, W2, b2)
+    assert list(got) == [name for name, _, _ in demo.TRACE_STEPS]
+    for name in want:
+        assert torch.allclose(got[name], want[name], atol=1e-7), name   # the same float32 computation
+    # the logits' gradient is (softmax - one_hot) / B
+    assert torch.allclose(got["d_out"], reference.cross_entropy_grad(F.relu(x @ W1 + b1) @ W2 + b2, t), atol=1e-7)
+    assert W1.grad is None
+    for before, after in zip(saved, (x, t, W1, b1, W2, b2)):
+        assert torch.equal(before, after.detach())
+
+
+def test_report_marks_exact_close_wrong_and_missing():
+    x, t, W1, b1, W2, b2 = batch(seed=10, B=4, D=6, H=5, C=3)
+    ref = demo.torch_intermediates(x, t, W1, b1, W2, b2)
+    mine = {k: v.clone() for k, v in ref.items()}
+    mine["d_h"] = mine["d_h"] + 1e-7                                    # close: within 1e-5
+    mine["d_hpre"] = mine["d_h"]                                        # the ReLU mask forgotten
+    mine["dW1"] = x.T @ mine["d_hpre"]
+    del mine["db1"]
+    report = demo.compare_intermediates(mine, ref)
+    verdicts = {c.name: c.verdict for c in report}
+    assert verdicts == {"d_out": "exact", "dW2": "exact", "db2": "exact", "d_h": "close", "d_hpre": "wrong",
+                        "dW1": "wrong", "db1": "missing"}
+    assert demo.first_wrong(report) == "d_hpre"
+    text = demo.format_report(report)
+    lines = text.splitlines()
+    assert len(lines) == 7 and lines[0].split()[0] == "d_out"
+    assert "close (largest difference 1.0e-07" in lines[3]
+    assert "first wrong step" in lines[4] and "h_pre > 0" in lines[4]
+    assert "first wrong step" not in lines[5] and "WRONG" in lines[5]       # marked once, at the first
+    assert "not recorded" in lines[6]
+
+
+def test_report_names_bad_shapes_and_non_tensors():
+    x, t, W1, b1, W2, b2 = batch(seed=11, B=3, D=4, H=5, C=3)
+    ref = demo.torch_intermediates(x, t, W1, b1, W2, b2)
+    mine = dict(ref, d_out=ref["d_out"] * 3, dW2=ref["dW2"].T, db2=[0.0] * 3, d_h=ref["d_h"].clone())
+    mine["d_h"][1, 2] = float("nan")
+    report = {c.name: c for c in demo.compare_intermediates(mine, ref)}
+    assert report["d_out"].verdict == "wrong" and "1/B" in report["d_out"].hint
+    assert report["dW2"].verdict == "wrong" and "shape [3, 5], expected [5, 3]" in report["dW2"].detail
+    assert report["db2"].verdict == "wrong" and "not a tensor" in report["db2"].detail
+    assert report["d_h"].verdict == "wrong" and report["d_h"].where == "(1, 2)"     # NaN counts as infinitely far
+    assert demo.first_wrong(list(report.values())) == "d_out"
+    assert demo.first_wrong(demo.compare_intermediates(ref, ref)) is None
+    assert "WRONG" not in demo.step_report(ref, x, t, W1, b1, W2, b2)

@@ -303,3 +303,124 @@ def plot_difference_errors():
     ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- step by step against PyTorch --------------------------------------------------------------
+
+#: The gradients a backward pass of the MLP computes, in the order it computes them: the name used in
+#: the lesson (and in a ``trace`` dict), what it is, and the mistake a wrong one usually points at.
+TRACE_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("d_out", "at the logits, dL/d(out)",
+     "(softmax(out) - one_hot(y)) / B: the 1/B of the mean, and 1 subtracted at each row's own target"),
+    ("dW2", "second-layer weights", "h.T @ d_out, with h taken after the ReLU"),
+    ("db2", "second-layer bias", "d_out.sum(dim=0): b2 was added to every row"),
+    ("d_h", "at the hidden activations (after the ReLU), dL/dh", "d_out @ W2.T: [B, C] @ [C, H]"),
+    ("d_hpre", "before the ReLU, dL/d(h_pre)", "d_h * (h_pre > 0): blocked where the unit was off (> 0, not >= 0)"),
+    ("dW1", "first-layer weights", "x.T @ d_hpre (the gradient before the ReLU, not d_h)"),
+    ("db1", "first-layer bias", "d_hpre.sum(dim=0)"),
+)
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """One intermediate gradient compared with PyTorch's: ``verdict`` is exact, close, wrong or missing."""
+    name: str
+    what: str
+    verdict: str
+    difference: float | None = None
+    where: str = ""
+    detail: str = ""
+    hint: str = ""
+
+
+def torch_intermediates(x, targets, W1, b1, W2, b2) -> dict[str, torch.Tensor]:
+    """Every gradient of :data:`TRACE_STEPS`, by torch.autograd (``retain_grad()`` on the non-leaves).
+
+    Copies of the inputs are used: they are not touched and gain no ``.grad``.
+    """
+    _check_mlp_inputs(x, targets, W1, b1, W2, b2)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (W1, b1, W2, b2)]
+    h_pre = x.detach() @ leaves[0] + leaves[1]
+    h = F.relu(h_pre)
+    out = h @ leaves[2] + leaves[3]
+    for t in (h_pre, h, out):
+        t.retain_grad()
+    F.cross_entropy(out, targets).backward()
+    return {"d_out": out.grad, "dW2": leaves[2].grad, "db2": leaves[3].grad, "d_h": h.grad, "d_hpre": h_pre.grad,
+            "dW1": leaves[0].grad, "db1": leaves[1].grad}
+
+
+def _index_of(flat: int, shape) -> str:
+    idx = []
+    for size in reversed(list(shape)):
+        idx.append(flat % size)
+        flat //= size
+    return "(" + ", ".join(str(i) for i in reversed(idx)) + ")"
+
+
+def compare_intermediates(mine: dict, expected: dict[str, torch.Tensor], atol: float = 1e-5) -> list[StepCheck]:
+    """Each gradient of ``mine`` against ``expected`` (from :func:`torch_intermediates`), in backward order.
+
+    exact: the same values bit for bit; close: largest difference within ``atol`` (float32 sums in another
+    order differ by about 1e-7); wrong: beyond it, or the wrong shape, or not a tensor; missing: not in
+    ``mine`` (or None).
+    """
+    out = []
+    for name, what, hint in TRACE_STEPS:
+        want = expected[name]
+        got = mine.get(name) if isinstance(mine, dict) else None
+        if got is None:
+            out.append(StepCheck(name, what, "missing"))
+            continue
+        if not isinstance(got, torch.Tensor):
+            out.append(StepCheck(name, what, "wrong", detail=f"not a tensor but {type(got).__name__}", hint=hint))
+            continue
+        if tuple(got.shape) != tuple(want.shape):
+            out.append(StepCheck(name, what, "wrong", detail=f"shape {list(got.shape)}, expected {list(want.shape)}",
+                                 hint=hint))
+            continue
+        a, e = got.detach().double().cpu(), want.detach().double().cpu()
+        diff = torch.nan_to_num((a - e).abs(), nan=math.inf)
+        flat = int(diff.reshape(-1).argmax()) if diff.numel() else 0
+        largest = float(diff.reshape(-1)[flat]) if diff.numel() else 0.0
+        where = _index_of(flat, a.shape) if a.dim() else "()"
+        if torch.equal(a, e):
+            out.append(StepCheck(name, what, "exact", 0.0))
+        elif largest <= atol:
+            out.append(StepCheck(name, what, "close", largest, where))
+        else:
+            out.append(StepCheck(name, what, "wrong", largest, where,
+                                 f"got {float(a.reshape(-1)[flat]):.6g}, expected {float(e.reshape(-1)[flat]):.6g}",
+                                 hint))
+    return out
+
+
+def format_report(report: Sequence[StepCheck], atol: float = 1e-5) -> str:
+    """One line per gradient, in the order the backward pass computes them; the first wrong one is marked."""
+    lines, first = [], True
+    for c in report:
+        head = f"  {c.name:7s} {c.what:46s} "
+        if c.verdict == "exact":
+            lines.append(head + "exact")
+        elif c.verdict == "close":
+            lines.append(head + f"close (largest difference {c.difference:.1e}, within {atol:g})")
+        elif c.verdict == "missing":
+            lines.append(head + "not recorded")
+        else:
+            text = f"WRONG ({c.detail}" + (f"; largest difference {c.difference:.3g} at {c.where}" if c.where else "")
+            text += ")"
+            if first:
+                text += f"  <- the first wrong step. Likely: {c.hint}"
+                first = False
+            lines.append(head + text)
+    return "\n".join(lines)
+
+
+def first_wrong(report: Sequence[StepCheck]) -> str | None:
+    """The name of the first gradient the backward pass got wrong, or None."""
+    return next((c.name for c in report if c.verdict == "wrong"), None)
+
+
+def step_report(mine: dict, x, targets, W1, b1, W2, b2, atol: float = 1e-5) -> str:
+    """:func:`format_report` of ``mine`` against PyTorch's gradients for this batch and these parameters."""
+    return format_report(compare_intermediates(mine, torch_intermediates(x, targets, W1, b1, W2, b2), atol), atol)
