@@ -38,9 +38,11 @@ class Grades:
         self.count = 0
 
     def grade(self, lesson: str, notebook, **overrides) -> tuple[dict[str, tuple[float, float]], nbformat.NotebookNode]:
-        """Autograde ``notebook`` (a path or a NotebookNode); returns (scores by grade_id, graded notebook)."""
+        """Autograde ``notebook`` (a path or a NotebookNode); returns (scores by grade_id, graded notebook).
+
+        The scores are the automatic ones; ``self.written()`` gives the written answers (graded by hand)."""
         self.count += 1
-        student = f"s{self.count:03d}"
+        student = self.student = f"s{self.count:03d}"
         if not isinstance(notebook, (str, Path)):
             path = self.folder / "tmp" / f"{student}.ipynb"
             path.parent.mkdir(exist_ok=True)
@@ -50,6 +52,10 @@ class Grades:
         grading.autograde(self.folder, lesson, student, **overrides)
         graded = nbformat.read(self.folder / "autograded" / student / lesson / f"{lesson}.ipynb", as_version=4)
         return grading.scores(self.folder, lesson, student), graded
+
+    def written(self, lesson: str) -> dict:
+        """The written answers of the last graded submission: ``{grade_id: grading.written.Answer}``."""
+        return grading.answers(self.folder, lesson, self.student)
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,16 @@ def test_release_leaks_no_solution_or_hidden_test(lesson):
     leaked = [line for line in leaked if line not in outside]
     assert not leaked, f"release/{lesson} contains solution or hidden-test lines: {leaked[:5]}"
     assert "jupytext" not in release.metadata, "release notebooks must not be paired with notebooks/*.py"
+    # written answers (graded by hand): the release shows nbgrader's stub, and no word of the rubric
+    rubrics = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells if course_build.is_written(c)}
+    released = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if course_build.is_written(c)}
+    assert released.keys() == rubrics.keys(), f"release/{lesson}: written answers {sorted(released)} != {sorted(rubrics)}"
+    assert all(text == "YOUR ANSWER HERE" for text in released.values()), f"release/{lesson}: {released}"
+    for grade_id, rubric in rubrics.items():
+        phrases = {p.strip() for p in re.split(r"[.;:\n]", rubric) if len(p.strip()) > 25} - outside
+        shown = [p for p in phrases if p in released_code]
+        assert not shown, f"release/{lesson} shows the rubric of {grade_id}: {shown[:3]}"
+        assert "Rubric" not in released_code and "Model answer" not in released_code, f"release/{lesson}"
 
 
 def test_build_rejects_bad_cells(tmp_path):
@@ -71,6 +81,18 @@ def test_build_rejects_bad_cells(tmp_path):
         "needs points": '# %% nbgrader={"grade_id": "t", "grade": true}\nassert True\n',
         "needs a grade_id": '# %% nbgrader={"grade": true, "points": 1}\nassert True\n',
         "no nbgrader cells": "# %%\nx = 1\n",
+        # written answers, graded by hand
+        "make it a markdown cell": ('# %% nbgrader={"grade_id": "written_a", "grade": true, "solution": true, '
+                                    '"points": 2}\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n'),
+        "must be a markdown cell": '# %% nbgrader={"grade_id": "written_a", "grade": true, "points": 2}\nx = 1\n',
+        "it needs \"grade\": true": ('# %% [markdown] nbgrader={"grade_id": "written_a", "solution": true}\n'
+                                      '# ### BEGIN SOLUTION\n# *Rubric:* all\n# ### END SOLUTION\n'),
+        "starts with 'written_'": ('# %% [markdown] nbgrader={"grade_id": "essay", "grade": true, "solution": true, '
+                                   '"points": 2}\n# ### BEGIN SOLUTION\n# *Rubric:* all\n# ### END SOLUTION\n'),
+        "holds only its rubric": ('# %% [markdown] nbgrader={"grade_id": "written_a", "grade": true, "solution": true, '
+                                  '"points": 2}\n# Why?\n'),
+        "holds the rubric": ('# %% [markdown] nbgrader={"grade_id": "written_a", "grade": true, "solution": true, '
+                             '"points": 2}\n# ### BEGIN SOLUTION\n# Because.\n# ### END SOLUTION\n'),
     }
     for i, (message, text) in enumerate(bad.items()):
         name = f"{i:02d}_bad"

@@ -132,7 +132,7 @@ def _when_first_recorded(course: Path, action) -> threading.Thread:
 
 def test_the_local_run_grades_as_deserved(local):
     course, outcomes, scores = local
-    total = {o.student: (o.score, o.max_score, o.status) for o in outcomes}
+    total = {o.student: (o.auto_score, o.auto_max, o.status) for o in outcomes}     # written answers: by hand
     full = total["ada"][1]
     assert all(total[s] == (full, full, "graded") for s in ("ada", "bob", "cy", "dee"))
     assert 0 < total["half"][0] < full and total["stub"][0] == 0 and total["broken"][:1] == (0,)
@@ -195,7 +195,7 @@ def test_a_rerun_skips_what_is_graded_unless_resubmitted_or_forced(local, tmp_pa
     assert grading.autograde_class(course, [LESSON], workers=2, progress=False) == []
     grading.submit(course, LESSON, "stub", course / "source" / LESSON / f"{LESSON}.ipynb")
     again = grading.autograde_class(course, [LESSON], workers=2, progress=False)
-    assert [(o.student, o.score == o.max_score) for o in again] == [("stub", True)], "a resubmission is graded"
+    assert [(o.student, o.auto_score == o.auto_max) for o in again] == [("stub", True)], "a resubmission is graded"
     forced = grading.autograde_class(course, [LESSON], ["ada", "half"], workers=2, progress=False, force=True)
     assert sorted(o.student for o in forced) == ["ada", "half"]
     assert grading.total(course, LESSON, "half") == grading.total(local[0], LESSON, "half")

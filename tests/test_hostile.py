@@ -3,7 +3,8 @@ in the sandbox, every point from the judge): good and ordinary-habit submissions
 
 Each submission must get exactly the score it deserves (an untouched stub earns 0), nothing a submission
 does may change another student's score or files, the run must finish, and the feedback must quote no
-hidden test. Lesson 02's points: linear 1 + 3, relu 2 + 1, forward 1 + 3 + 2, predict 2 + 1 = 16.
+hidden test. Lesson 02's points: linear 1 + 3, relu 2 + 1, forward 1 + 3 + 2, predict 2 + 1 = 16 automatic,
+and a written answer of 2, graded by hand (0 until a person grades it): 18 in all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from grader import build as course_build
 from grader import grading
 
 LESSON = "02_forward"
-FULL = 16.0
+AUTO = 16.0                                 # the automatic points, all a submission can earn when graded
+FULL = AUTO + 2.0                           # with the written answer's, graded by hand later
 MARK = "nn-attack-marker"                   # every process an attack starts carries this in its command line
 SOLUTIONS = ["linear", "relu", "forward", "predict"]
 LIMITS = {"notebook_timeout": 40, "memory": "3G", "disk": "64M", "output": "2M"}
@@ -356,20 +358,20 @@ def _with_solutions(nb, solutions: dict[str, str]):
 def _students(src, rel, ports) -> dict[str, tuple[object, float, bool | None]]:
     """student -> (notebook or raw bytes or None, expected score, flagged for review?) (None: either)."""
     s: dict[str, tuple[object, float, bool | None]] = {}
-    s["good_1"] = (src, FULL, False)
-    s["good_2"] = (src, FULL, False)
+    s["good_1"] = (src, AUTO, False)
+    s["good_2"] = (src, AUTO, False)
     # the class of ordinary habits: full marks, no flag
-    s["habits"] = (_with_solutions(src, HABITS), FULL, False)
+    s["habits"] = (_with_solutions(src, HABITS), AUTO, False)
     s["habit_reimports"] = (_at_the_top_of_every_solution(
         src, "import torch\nimport math\nimport numpy as np\nfrom typing import Optional\nimport torch.nn as nn\n\n"),
-        FULL, False)
-    s["habit_local_imports"] = (_in_every_function(src, "    import torch\n    import math\n"), FULL, False)
+        AUTO, False)
+    s["habit_local_imports"] = (_in_every_function(src, "    import torch\n    import math\n"), AUTO, False)
     s["habit_prints_asserts"] = (_with_cell(_in_every_function(
         src, "    print('checking my code')\n    assert True, 'never fails'\n"), "print('my notes')\nx_demo = 3\n"
-        "assert x_demo == 3\n", before="predict"), FULL, False)
+        "assert x_demo == 3\n", before="predict"), AUTO, False)
     s["habit_hints_constants"] = (_at_the_top_of_every_solution(
         src, "from typing import Tuple\nEPS: float = 1e-12\nSIZES: Tuple[int, ...] = (784, 128, 10)\n\n\n"
-             "def _shape_of(t: 'torch.Tensor') -> Tuple[int, ...]:\n    return tuple(t.shape)\n\n\n"), FULL, False)
+             "def _shape_of(t: 'torch.Tensor') -> Tuple[int, ...]:\n    return tuple(t.shape)\n\n\n"), AUTO, False)
     s["stub"] = (rel, 0.0, False)
     # cheats from untouched stubs: the judge gives them nothing, the scan points at them
     s["patches_checks"] = (_with_cell(rel, PATCH_CHECKS), 0.0, True)
@@ -385,7 +387,7 @@ def _students(src, rel, ports) -> dict[str, tuple[object, float, bool | None]]:
     s["deep_cell_and_cheat"] = (_with_cell(_with_cell(rel, PATCH_CHECKS), DEEP), 0.0, True)
     # reading what is not theirs
     s["reads_solutions"] = (_with_cell(rel, READS_SOLUTIONS), 0.0, True)
-    s["prints_hidden_tests"] = (_with_cell(src, PRINTS_IN, before="predict"), FULL, None)
+    s["prints_hidden_tests"] = (_with_cell(src, PRINTS_IN, before="predict"), AUTO, None)
     # harming others
     s["background_rewrites"] = (_with_cell(rel, BACKGROUND), 0.0, True)
     s["overwrites_classmate"] = (_with_cell(rel, OVERWRITES), 0.0, None)
@@ -393,34 +395,34 @@ def _students(src, rel, ports) -> dict[str, tuple[object, float, bool | None]]:
     s["writes_grader"] = (_with_cell(rel, WRITES_GRADER), 0.0, None)
     s["loopback"] = (_with_cell(rel, f"PORTS = {ports}\n" + LOOPBACK), 0.0, True)
     # stopping the class
-    s["magic_lines"] = (_with_cell(src, MAGICS), FULL, None)
+    s["magic_lines"] = (_with_cell(src, MAGICS), AUTO, None)
     s["endless_loop"] = (_with_solutions(rel, ENDLESS), 0.0, False)
     s["ignores_sigint"] = (_with_solutions(rel, {"linear": IGNORES_SIGINT}), 0.0, True)
-    s["fork_setsid"] = (_with_cell(src, FORK_SETSID), FULL, True)
-    s["fills_disk"] = (_with_cell(src, FILLS_DISK), FULL, None)
-    s["huge_output"] = (_with_cell(src, HUGE_OUTPUT), FULL, None)
-    s["eats_memory"] = (_with_cell(src, EATS_MEMORY), FULL, False)
+    s["fork_setsid"] = (_with_cell(src, FORK_SETSID), AUTO, True)
+    s["fills_disk"] = (_with_cell(src, FILLS_DISK), AUTO, None)
+    s["huge_output"] = (_with_cell(src, HUGE_OUTPUT), AUTO, None)
+    s["eats_memory"] = (_with_cell(src, EATS_MEMORY), AUTO, False)
     s["kills_kernel"] = (_with_solutions(src, KILLS_KERNEL), 0.0, True)
     # broken notebooks
     nb = _with_solutions(src, WRONG_PREDICT)
-    s["wrong_predict"] = (nb, FULL - 3, False)
+    s["wrong_predict"] = (nb, AUTO - 3, False)
     nb = nbformat.from_dict(json.loads(json.dumps(src)))
     del nb.cells[_cell_index(nb, "test_relu_values")]
-    s["deleted_test"] = (nb, FULL, False)
+    s["deleted_test"] = (nb, AUTO, False)
     nb = _with_solutions(src, WRONG_PREDICT)
     nb.cells[_cell_index(nb, "test_predict")].source = "pass\n"
-    s["edited_test"] = (nb, FULL - 3, False)
+    s["edited_test"] = (nb, AUTO - 3, False)
     nb = _with_solutions(src, WRONG_PREDICT)
     i = _cell_index(nb, "test_predict")
     nb.cells[i] = nbformat.v4.new_markdown_cell("nothing to see", metadata=nb.cells[i].metadata)
-    s["changed_cell_type"] = (nb, FULL - 3, False)
+    s["changed_cell_type"] = (nb, AUTO - 3, False)
     nb = _with_solutions(src, WRONG_PREDICT)
     i = _cell_index(nb, "test_predict")
     fake = nbformat.from_dict(json.loads(json.dumps(nb.cells[i])))
     fake.source, fake["id"] = "pass\n", "duplicate-of-test"
     nb.cells.insert(i, fake)
-    s["duplicated_grade_id"] = (nb, FULL - 3, False)
-    s["syntax_error"] = (replace_solution(src, "predict", "def predict(logits:\n    return 1\n"), FULL - 3, False)
+    s["duplicated_grade_id"] = (nb, AUTO - 3, False)
+    s["syntax_error"] = (replace_solution(src, "predict", "def predict(logits:\n    return 1\n"), AUTO - 3, False)
     s["not_json"] = (b'{"cells": [', 0.0, None)
     s["empty_file"] = (b"", 0.0, None)
     s["no_notebook"] = (None, 0.0, None)
@@ -503,7 +505,7 @@ def baseline(tmp_path_factory):
     folder = tmp_path_factory.mktemp("baseline")
     course_build.build([LESSON], root=ROOT, out=folder)
     src = source_notebook(folder, LESSON)
-    _write(folder, {"good_1": (src, FULL, False), "good_2": (src, FULL, False)})
+    _write(folder, {"good_1": (src, AUTO, False), "good_2": (src, AUTO, False)})
     outcomes = grading.autograde_class(folder, [LESSON], workers=2, timeout=10, limits=LIMITS, progress=False)
     return folder, {o.student: o for o in outcomes}
 
@@ -547,6 +549,7 @@ def test_each_submission_gets_exactly_what_it_deserves(class_run, student):
     outcome = class_run["outcomes"][student]
     assert (outcome.score, outcome.max_score) == (expected, FULL), (
         f"{student}: got {outcome.score}/{outcome.max_score} ({outcome.status}: {outcome.reason}), expected {expected}")
+    assert (outcome.auto_score, outcome.auto_max) == (expected, AUTO), student
     if flagged is not None:
         assert bool(outcome.findings) == flagged, f"{student}: flagged {outcome.findings}, expected flagged={flagged}"
 
@@ -618,9 +621,11 @@ def test_export_lists_flags_without_changing_points(class_run, tmp_path):
     grading.export_csv(class_run["folder"], out)
     import csv
     rows = list(csv.reader(out.read_text().splitlines()))
-    assert rows[0] == ["student", "lesson", "score", "max_score", "flags"]
-    assert ["good_1", "02_forward", "16", "16", ""] in rows
-    assert ["patches_checks", "02_forward", "0", "16", "review: 1 flag(s) in review/patches_checks/02_forward.txt"] in rows
+    assert rows[0] == ["student", "lesson", "score", "max_score", "automatic", "automatic_max", "written",
+                       "written_max", "written_to_grade", "flags"]
+    assert ["good_1", "02_forward", "16", "18", "16", "16", "0", "2", "2", ""] in rows      # its answer: the rubric
+    assert ["patches_checks", "02_forward", "0", "18", "0", "16", "0", "2", "0",             # no answer: nbgrader's 0
+            "review: 1 flag(s) in review/patches_checks/02_forward.txt"] in rows
     report = (class_run["folder"] / "review" / "patches_checks" / f"{LESSON}.txt").read_text()
     assert "A flag changes no points" in report and "hands the grader's 'checks'" in report
 

@@ -111,8 +111,8 @@ def waiting_note(count: int, points: float) -> str:
     if not count:
         return ""
     return (f"{count} written answer{'s' if count != 1 else ''} ({points:g} point{'s' if points != 1 else ''}) "
-            f"wait{'s' if count == 1 else ''} for grading in {FORMGRADER}; the scores above count them as 0 "
-            f"until then.")
+            f"wait{'s' if count == 1 else ''} for grading in {FORMGRADER}; until then the scores count "
+            f"{'it' if count == 1 else 'them'} as 0.")
 
 
 def waiting_answers(course: Path, lessons: list[str] | None = None) -> list[tuple[str, str, str, float]]:
