@@ -212,7 +212,7 @@ NAMED_CHILDREN = '''        for child_name, child in self._modules.items():
                 if id(p) not in seen:
                     seen.add(id(p))
                     pairs.append((f"{child_name}.{name}", p))'''
-STATE_DICT = "        return OrderedDict((name, p.detach()) for name, p in self.named_parameters())"
+STATE_DICT = "    return OrderedDict((name, p.detach()) for name, p in self.named_parameters())"
 SETATTR = """        if isinstance(value, Module):
             self._parameters.pop(name, None)
             self._modules[name] = value
@@ -240,8 +240,9 @@ def _build_10_registry_alternatives_keep_every_point(course):
             for name, p in child.named_parameters():
                 if not any(p is q for _, q in pairs):
                     pairs.append((child_name + "." + name, p))'''),
-        (STATE_DICT, "        return OrderedDict([(name, p.data) for name, p in self.named_parameters()])"),
-        (SETATTR, SETATTR_OTHER)]})
+        (SETATTR, SETATTR_OTHER)],
+        "module_state_dict": [
+            (STATE_DICT, "    return OrderedDict([(name, p.data) for name, p in self.named_parameters()])")]})
     return "10_nn", nb
 
 
@@ -268,8 +269,9 @@ def test_10_deduplicating_by_module_loses_the_registry_points(contracts):
 
 
 def _build_10_keeping_unregistered_names_and_a_cloned_state_dict_lose_their_points(course):
-    nb = _mutated(course, "10_nn", {"module": [(UNREGISTER, "        else:\n            pass"),
-                                               (STATE_DICT, STATE_DICT.replace("p.detach()", "p.detach().clone()"))]})
+    nb = _mutated(course, "10_nn", {"module": [(UNREGISTER, "        else:\n            pass")],
+                                    "module_state_dict": [
+                                        (STATE_DICT, STATE_DICT.replace("p.detach()", "p.detach().clone()"))]})
     return "10_nn", nb
 
 

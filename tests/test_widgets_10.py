@@ -182,6 +182,41 @@ def test_plot_parity():
     plt.close(fig)
 
 
+# --- the finale: fit, choose on validation, test once ---------------------------------------------
+
+def _history(val_accs, fit_accs=None):
+    fit_accs = fit_accs or [a + 0.01 for a in val_accs]
+    return [{"epoch": i + 1, "fit_loss": 1.0 / (i + 2), "fit_acc": f, "val_loss": 1.5 / (i + 2), "val_acc": v}
+            for i, (f, v) in enumerate(zip(fit_accs, val_accs))]
+
+
+def test_choose_on_validation_reads_only_validation_and_prefers_the_earlier_tie():
+    histories = {"a": _history([0.90, 0.95, 0.94]), "b": _history([0.91, 0.93, 0.95], fit_accs=[1.0, 1.0, 1.0])}
+    assert demo.choose_on_validation(histories) == ("a", 2)         # 0.95 first reached by a at epoch 2
+    histories["b"][0]["val_acc"] = 0.96
+    assert demo.choose_on_validation(histories) == ("b", 1)
+    # fit accuracy (or anything but validation) never decides
+    histories = {"a": _history([0.9, 0.9], fit_accs=[0.5, 0.5]), "b": _history([0.9, 0.9], fit_accs=[1.0, 1.0])}
+    assert demo.choose_on_validation(histories) == ("a", 1)
+    with pytest.raises(ValueError):
+        demo.choose_on_validation({"a": []})
+
+
+def test_gap_rows_and_plot_train_val():
+    histories = {"no dropout": _history([0.90, 0.92], fit_accs=[0.93, 0.99]),
+                 "Dropout(0.5)": _history([0.89, 0.93], fit_accs=[0.90, 0.95])}
+    rows = demo.gap_rows(histories)
+    assert [r["candidate"] for r in rows] == ["no dropout", "Dropout(0.5)"]
+    assert rows[0]["gap"] == pytest.approx(0.07) and rows[1]["gap"] == pytest.approx(0.02)
+    assert rows[0]["epochs"] == 2 and rows[1]["best_epoch"] == 2 and rows[1]["best_val_acc"] == 0.93
+    fig = demo.plot_train_val(histories)
+    left, right = fig.axes
+    assert len(left.lines) == 4                                        # fit and validation, per candidate
+    gaps = [line.get_ydata() for line in right.lines[:2]]                 # then the zero line
+    assert len(gaps) == 2 and gaps[0][-1] == pytest.approx(7.0)      # in percentage points
+    plt.close(fig)
+
+
 # --- drawing -------------------------------------------------------------------------------------
 
 def test_stamp_line_dot_is_a_round_antialiased_disc():

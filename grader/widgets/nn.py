@@ -496,3 +496,64 @@ def plot_parity(losses_mine, losses_torch, param_diffs):
     right.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+# --- the finale: an honest experiment (fit, choose on validation, test once) ------------------
+
+def choose_on_validation(histories: Mapping[str, list[Mapping[str, float]]]) -> tuple[str, int]:
+    """(candidate, epoch) with the highest validation accuracy; ties go to the earlier epoch, then the first candidate.
+
+    ``histories`` maps a candidate's name to one dict per epoch with at least ``epoch`` and
+    ``val_acc``. Only validation numbers decide: the test set plays no part in the choice.
+    """
+    best = None
+    for name, history in histories.items():
+        for row in history:
+            key = (row["val_acc"], -row["epoch"])
+            if best is None or key > best[0]:
+                best = (key, name, row["epoch"])
+    if best is None:
+        raise ValueError("no epochs to choose from")
+    return best[1], best[2]
+
+
+def gap_rows(histories: Mapping[str, list[Mapping[str, float]]]) -> list[dict]:
+    """One row per candidate, at its last epoch and at its best validation epoch: accuracies and the gap.
+
+    The gap is fit accuracy minus validation accuracy (in the same units as the inputs): how much
+    better the model does on the images it was trained on than on images it has never seen.
+    """
+    rows = []
+    for name, history in histories.items():
+        if not history:
+            continue
+        last = history[-1]
+        best = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
+        rows.append({"candidate": name, "epochs": last["epoch"], "fit_acc": last["fit_acc"],
+                     "val_acc": last["val_acc"], "gap": last["fit_acc"] - last["val_acc"],
+                     "fit_loss": last["fit_loss"], "val_loss": last["val_loss"],
+                     "best_epoch": best["epoch"], "best_val_acc": best["val_acc"]})
+    return rows
+
+
+def plot_train_val(histories: Mapping[str, list[Mapping[str, float]]]):
+    """Left: loss on the fit images (solid) and on validation (dashed) per epoch, one colour per candidate.
+    Right: the gap, fit accuracy minus validation accuracy, in percentage points."""
+    colours = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.3))
+    for colour, (name, history) in zip(colours, histories.items()):
+        epochs = [r["epoch"] for r in history]
+        left.plot(epochs, [r["fit_loss"] for r in history], color=colour, marker="o", ms=3, label=f"{name}: fit")
+        left.plot(epochs, [r["val_loss"] for r in history], color=colour, ls="--", marker="o", ms=3,
+                  label=f"{name}: validation")
+        right.plot(epochs, [100 * (r["fit_acc"] - r["val_acc"]) for r in history], color=colour, marker="o", ms=3,
+                   label=name)
+    left.set_xlabel("epoch")
+    left.set_ylabel("cross-entropy loss")
+    left.legend(fontsize=8)
+    right.axhline(0, color="#888", lw=1)
+    right.set_xlabel("epoch")
+    right.set_ylabel("fit accuracy - validation\naccuracy (points)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
