@@ -144,18 +144,49 @@ def num_batches(n: int, batch_size: int) -> int:
 
 # --- 07 loop -----------------------------------------------------------------------------
 
+def mlp_model(*params: torch.Tensor) -> nn.Sequential:
+    """``nn.Sequential(Linear, ReLU, ..., ReLU, Linear)`` holding copies of ``(W1, b1, ..., Wk, bk)``.
+
+    Any number ``k >= 1`` of layers, weights in the course's ``[in, out]`` layout (transposed
+    into ``nn.Linear``'s); for four tensors it is :func:`torch_model`.
+    """
+    if len(params) < 2 or len(params) % 2:
+        raise ValueError(f"expected (W1, b1, ..., Wk, bk), an even number of tensors; got {len(params)}")
+    layers: list[nn.Module] = []
+    for k in range(0, len(params), 2):
+        W, b = params[k], params[k + 1]
+        linear = nn.Linear(W.shape[0], W.shape[1])
+        with torch.no_grad():
+            linear.weight.copy_(W.t())
+            linear.bias.copy_(b)
+        layers += [linear, nn.ReLU()]
+    return nn.Sequential(*layers[:-1]).to(params[0].device)
+
+
+def from_mlp_model(model: nn.Sequential) -> tuple[torch.Tensor, ...]:
+    """The course tensors ``(W1, b1, ..., Wk, bk)`` held by the ``nn.Linear`` layers of ``model``, in order."""
+    out: list[torch.Tensor] = []
+    for m in model:
+        if isinstance(m, nn.Linear):
+            out += [m.weight.detach().t().clone(), m.bias.detach().clone()]
+    return tuple(out)
+
+
 @torch.no_grad()
 def evaluate(params: Sequence[torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy in [0, 1]) of the MLP on the whole of ``X``, by ``nn.Sequential``."""
-    logits = torch_model(*params)(X)
+    """(mean cross-entropy, accuracy in [0, 1]) of the MLP (any depth) on the whole of ``X``, by ``nn.Sequential``."""
+    logits = mlp_model(*params)(X)
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
 def train_losses(params: Sequence[torch.Tensor], batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                 lr: float = 1e-3) -> tuple[list[float], list[torch.Tensor]]:
-    """Train ``nn.Sequential`` + ``torch.optim.Adam`` on the given batches; the loss of each step and the final tensors."""
-    model = torch_model(*params)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+                 lr: float = 1e-3, eps: float = 1e-8) -> tuple[list[float], list[torch.Tensor]]:
+    """Train ``nn.Sequential`` + ``torch.optim.Adam`` on the given batches; the loss of each step and the final tensors.
+
+    ``params`` is ``(W1, b1, ..., Wk, bk)`` of an MLP of any depth (see :func:`mlp_model`).
+    """
+    model = mlp_model(*params)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, eps=eps)
     losses = []
     for xb, yb in batches:
         loss = F.cross_entropy(model(xb), yb)
@@ -163,7 +194,7 @@ def train_losses(params: Sequence[torch.Tensor], batches: Iterable[tuple[torch.T
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    return losses, from_torch_model(model)
+    return losses, from_mlp_model(model)
 
 
 # --- 08 parity ---------------------------------------------------------------------------
@@ -172,6 +203,29 @@ def from_torch_model(model: nn.Sequential) -> Params:
     """The four course tensors ``(W1, b1, W2, b2)`` held by ``Sequential(Linear, ReLU, Linear)``."""
     return (model[0].weight.detach().t().clone(), model[0].bias.detach().clone(),
             model[2].weight.detach().t().clone(), model[2].bias.detach().clone())
+
+
+def adam_first_update(g: torch.Tensor, lr: float = 1e-3, eps: float = 1e-8) -> torch.Tensor:
+    """What ``torch.optim.Adam`` (default betas) adds to a parameter at its first step when its gradient is ``g``.
+
+    Computed in float64 on a parameter of ``g``'s shape starting at zero; ``g`` is not touched.
+    """
+    p = torch.zeros(g.shape, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=lr, eps=eps)
+    p.grad = g.detach().to(torch.float64).clone()
+    opt.step()
+    return p.detach().clone()
+
+
+def adam_update_sensitivity(g: torch.Tensor, lr: float = 1e-3, eps: float = 1e-8) -> torch.Tensor:
+    """``|d update / d g|`` of :func:`adam_first_update`, by central differences in float64.
+
+    The difference step is ``1e-4 * (|g| + eps)`` per entry, small against the scale on which
+    the update bends; the result is good to about 1e-4 relative.
+    """
+    g = g.detach().to(torch.float64)
+    h = 1e-4 * (g.abs() + eps)
+    return ((adam_first_update(g + h, lr, eps) - adam_first_update(g - h, lr, eps)) / (2 * h)).abs()
 
 
 # --- 10 nn -------------------------------------------------------------------------------

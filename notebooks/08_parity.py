@@ -32,7 +32,8 @@
 # and the two runs become identical to the last bit.
 #
 # **You will write:** `to_torch_model`, `max_param_diff`, `first_divergence`,
-# `make_torch_optimizer` and the harness `compare_training`.
+# `make_torch_optimizer`, the harness `compare_training`, a prediction of how Adam's `ε`
+# changes the drift (`adam_first_step_gain`), and one answer in prose.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 from IPython.display import HTML, display
 from tqdm.auto import tqdm
 
-from grader import checks, reference
+from grader import checks, reference, tripwire
 from grader.context import GRADING, full_or_small
 from grader.data import load_mnist
 from grader.widgets import parity as demo
@@ -238,16 +239,16 @@ def adam_step_like_torch(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-
 class HandTrainer:
     """The hand-written pipeline around its own copy of (W1, b1, W2, b2).
 
-    HandTrainer(params, optimizer, lr, same_primitives=False): optimizer is "sgd", "momentum"
-    (mu = 0.9) or "adam" (betas (0.9, 0.999), eps 1e-8). The four tensors are copied, so the
+    HandTrainer(params, optimizer, lr, same_primitives=False, eps=1e-8): optimizer is "sgd",
+    "momentum" (mu = 0.9) or "adam" (betas (0.9, 0.999), eps as given). The four tensors are copied, so the
     caller's are never touched. step(x, y) trains on one batch and returns its loss (a float,
     computed before the update); .params are the trained tensors, [in, out] weights as always.
     """
 
-    def __init__(self, params, optimizer, lr, same_primitives=False):
+    def __init__(self, params, optimizer, lr, same_primitives=False, eps=1e-8):
         if optimizer not in ("sgd", "momentum", "adam"):
             raise ValueError(f"optimizer must be 'sgd', 'momentum' or 'adam', got {optimizer!r}")
-        self.optimizer, self.lr, self.t = optimizer, lr, 0
+        self.optimizer, self.lr, self.eps, self.t = optimizer, lr, eps, 0
         if same_primitives:
             self.params = [like_linear(p) for p in params]
             self.forward, self.loss = forward_like_torch, cross_entropy_like_torch
@@ -270,7 +271,7 @@ class HandTrainer:
         elif self.optimizer == "momentum":
             momentum(self.params, self.ms, self.lr)
         else:
-            adam(self.params, self.ms, self.vs, self.t, self.lr)
+            adam(self.params, self.ms, self.vs, self.t, self.lr, eps=self.eps)
         return loss.item()
 
 
@@ -665,35 +666,44 @@ for diffs, want in [([float("nan")], 0), ([0.0, float("nan"), 5.0], 1), ([0.0, 1
 # The torch side needs the optimizer that matches each hand-written one, with the same
 # hyperparameters: `"sgd"` is `torch.optim.SGD(params, lr=lr)`, `"momentum"` is
 # `torch.optim.SGD(params, lr=lr, momentum=0.9)` (PyTorch's momentum is exactly our
-# `v = mu * v + grad; p -= lr * v`), and `"adam"` is `torch.optim.Adam(params, lr=lr)`,
-# whose defaults `betas=(0.9, 0.999)`, `eps=1e-8` are ours.
+# `v = mu * v + grad; p -= lr * v`), and `"adam"` is `torch.optim.Adam(params, lr=lr)`
+# with `betas=(0.9, 0.999)` and the `eps` given (`1e-8` unless said otherwise, as ours).
 #
 # Then the harness. Its whole job is to give both pipelines **the same start and the same
-# batches** and to write down what happens:
+# batches**, and to write down what happens after every step. Plan it before you write
+# it: where do the two networks come from, so that they start equal but never share
+# memory? Where does the order of the batches come from, so that both sides see the very
+# same ones? When is the first difference measured, so that `max_diff[k]` is the
+# difference after `k` steps? The toolbox's `HandTrainer` is the hand side; your
+# `to_torch_model`, `make_torch_optimizer` and `max_param_diff` are the rest.
+#
+# The loop runs thousands of times on MNIST: keep it lean (no copies of the data per step).
+#
+# <details><summary><b>Hint</b> (open it after trying)</summary>
 #
 # 1. `params = init_params(seed, hidden, inputs=X.shape[1], classes=classes)`; both sides
-#    start from it: `HandTrainer(params, optimizer, lr, same_primitives)` copies it, and so
-#    does your `to_torch_model`.
+#    start from it: `HandTrainer(params, optimizer, lr, same_primitives, eps=eps)` copies
+#    it, and so does `to_torch_model`; then `opt = make_torch_optimizer(optimizer, model, lr, eps)`.
 # 2. Record `max_diff[0]` before any step.
 # 3. For each `idx` of `batch_order(len(X), batch_size, seed, epochs)` (stopping after
 #    `steps` steps if `steps` is given): the batch is `X[idx], y[idx]`; one hand step
 #    (`trainer.step` returns its loss), one torch step (`opt.zero_grad()`, loss =
 #    `F.cross_entropy(model(xb), yb)`, `.backward()`, `opt.step()`, keep `loss.item()`),
 #    then the difference.
-#
-# The loop runs thousands of times on MNIST: keep it lean (no copies of the data per step).
+# </details>
 
 # %% nbgrader={"grade": false, "grade_id": "compare_training", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def make_torch_optimizer(optimizer, model, lr):
+def make_torch_optimizer(optimizer, model, lr, eps=1e-8):
     """The torch.optim optimizer matching the hand-written one.
 
     Args:
         optimizer: ``"sgd"`` -> ``torch.optim.SGD(model.parameters(), lr=lr)``;
             ``"momentum"`` -> ``torch.optim.SGD(..., lr=lr, momentum=0.9)``;
-            ``"adam"`` -> ``torch.optim.Adam(..., lr=lr)`` (betas (0.9, 0.999), eps 1e-8).
+            ``"adam"`` -> ``torch.optim.Adam(..., lr=lr)`` with betas (0.9, 0.999) and ``eps``.
             Anything else raises ``ValueError`` naming the three choices.
         model: the ``nn.Module`` whose parameters it trains.
         lr: the learning rate.
+        eps: Adam's eps (SGD and momentum have none and ignore it).
     """
     ### BEGIN SOLUTION
     if optimizer == "sgd":
@@ -701,27 +711,32 @@ def make_torch_optimizer(optimizer, model, lr):
     if optimizer == "momentum":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     if optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=eps)
     raise ValueError(f"optimizer must be 'sgd', 'momentum' or 'adam', got {optimizer!r}")
     ### END SOLUTION
 
 
 def compare_training(optimizer, X, y, lr, *, batch_size=64, epochs=1, steps=None, seed=0, hidden=128,
-                     classes=10, tol=1e-6, same_primitives=False):
-    """Train the hand-written pipeline and torch.nn + torch.optim side by side, and compare.
+                     classes=10, tol=1e-6, same_primitives=False, eps=1e-8):
+    """Train the hand-written pipeline and torch.nn + torch.optim side by side, and compare them after every step.
 
-    Both start from ``init_params(seed, hidden, inputs=X.shape[1], classes=classes)`` (the hand
-    side through ``HandTrainer(params, optimizer, lr, same_primitives)``, the torch side through
-    ``to_torch_model`` and ``make_torch_optimizer(optimizer, model, lr)``) and train on the
-    batches ``X[idx], y[idx]`` for ``idx`` in ``batch_order(len(X), batch_size, seed, epochs)``,
-    in that order, stopping after ``steps`` steps if ``steps`` is not None. A torch step is
-    ``zero_grad``, ``F.cross_entropy(model(xb), yb)``, ``backward``, ``step``.
+    Both sides start from the weights of ``init_params(seed, hidden, inputs=X.shape[1],
+    classes=classes)``, each from its own copy, and take one step per batch ``X[idx], y[idx]``
+    for ``idx`` in ``batch_order(len(X), batch_size, seed, epochs)``, in that order, stopping
+    after ``steps`` steps if ``steps`` is not None. The hand side is the toolbox's
+    ``HandTrainer(params, optimizer, lr, same_primitives, eps=eps)``. The torch side is the
+    ``to_torch_model`` of the same weights, trained by ``make_torch_optimizer(optimizer,
+    model, lr, eps)`` on each batch's plain ``F.cross_entropy(model(xb), yb)``, with no
+    gradient left over from an earlier step.
 
     Args:
         optimizer: ``"sgd"``, ``"momentum"`` or ``"adam"``.
         X: float32 [N, inputs]; y: int64 [N] of classes in ``[0, classes)``. Not modified.
         lr: the learning rate of both.
+        batch_size, epochs, steps, seed, hidden, classes: as above.
         tol: the tolerance for ``first_divergence``.
+        same_primitives: passed to ``HandTrainer``.
+        eps: Adam's eps, the same on both sides (SGD and momentum ignore it).
 
     Returns:
         dict with
@@ -735,9 +750,9 @@ def compare_training(optimizer, X, y, lr, *, batch_size=64, epochs=1, steps=None
     """
     ### BEGIN SOLUTION
     params = init_params(seed, hidden, inputs=X.shape[1], classes=classes)
-    trainer = HandTrainer(params, optimizer, lr, same_primitives)
+    trainer = HandTrainer(params, optimizer, lr, same_primitives, eps=eps)
     model = to_torch_model(*params)
-    opt = make_torch_optimizer(optimizer, model, lr)
+    opt = make_torch_optimizer(optimizer, model, lr, eps)
     loss_hand, loss_torch, max_diff = [], [], [max_param_diff(trainer.params, model)]
     for idx in batch_order(len(X), batch_size, seed, epochs):
         if steps is not None and len(loss_hand) >= steps:
@@ -759,7 +774,7 @@ def compare_training(optimizer, X, y, lr, *, batch_size=64, epochs=1, steps=None
 # A first try on 640 MNIST images (10 steps of SGD):
 
 # %%
-X_train, y_train = load_mnist("train")
+X_train, y_train = load_mnist("fit")       # lesson 07's 50,000 fit images; the test set waits for the end
 X_test, y_test = load_mnist("test")
 trial = compare_training("sgd", X_train[:640], y_train[:640], lr=0.1)
 for k in range(0, 11, 2):
@@ -767,8 +782,8 @@ for k in range(0, 11, 2):
     print(f"step {k:2d}: loss {loss}   max diff {trial['max_diff'][k]:.2e}")
 
 # %% nbgrader={"grade": true, "grade_id": "test_make_torch_optimizer", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# When graded, also: plain optimizer settings (no nesterov, dampening, weight decay or amsgrad), and unknown
-#   names (wrong case, empty) raising ValueError.
+# When graded, also: plain optimizer settings (no nesterov, dampening, weight decay or amsgrad), Adam's eps
+#   passed on, and unknown names (wrong case, empty) raising ValueError.
 model = reference.torch_model(*reference.init_params(seed=0, hidden=4))
 for name, cls, extra in [("sgd", torch.optim.SGD, {"momentum": 0}), ("momentum", torch.optim.SGD, {"momentum": 0.9}),
                          ("adam", torch.optim.Adam, {"betas": (0.9, 0.999), "eps": 1e-8})]:
@@ -787,6 +802,12 @@ for name in ("sgd", "momentum"):
         f"make_torch_optimizer({name!r}): plain SGD (no nesterov, dampening or weight decay)"
 group = make_torch_optimizer("adam", model, 1e-3).param_groups[0]
 assert group["amsgrad"] is False and group["weight_decay"] == 0, "make_torch_optimizer('adam'): plain Adam"
+for eps in (1e-4, 0.5):
+    group = make_torch_optimizer("adam", model, 1e-3, eps=eps).param_groups[0]
+    assert group["eps"] == eps and group["betas"] == (0.9, 0.999), \
+        f"make_torch_optimizer('adam', ..., eps={eps}) has eps {group['eps']}: pass eps on to torch.optim.Adam"
+    group = make_torch_optimizer("adam", model, 1e-3, eps).param_groups[0]
+    assert group["eps"] == eps, f"make_torch_optimizer('adam', model, lr, {eps}) (eps given by position) has eps {group['eps']}"
 for bad in ("rmsprop", "SGD", ""):
     try:
         make_torch_optimizer(bad, model, 0.1)
@@ -800,7 +821,7 @@ for bad in ("rmsprop", "SGD", ""):
 # A short run: the shape of the result, and SGD's parity.
 # When graded, also: other seeds, widths and batch sizes, matching losses, the returned params and model, the
 #   first_divergence entry, and a full multi-epoch momentum run when steps is not given.
-X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
+X_train, y_train = load_mnist("fit")                # the training images, as the lesson loaded them
 Xs, ys = X_train[:512], y_train[:512]
 X_before, y_before = Xs.clone(), ys.clone()
 result = compare_training("sgd", Xs, ys, lr=0.1, batch_size=64, steps=6, hidden=32)
@@ -847,8 +868,8 @@ assert max(result["max_diff"]) < 1e-6, f"momentum drifted by {max(result['max_di
 # The torch side on its own: the same losses as nn.Sequential + torch.optim.Adam trained on the
 # batches of batch_order, from init_params(seed).
 # When graded, also: a 2-input, 2-class toy problem with a smaller last batch, stopping partway through a
-#   later epoch.
-X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
+#   later epoch, and another eps given to both sides.
+X_train, y_train = load_mnist("fit")                # the training images, as the lesson loaded them
 X_small, y_small = X_train[:384], y_train[:384]
 result = compare_training("adam", X_small, y_small, lr=1e-3, batch_size=64, seed=3, hidden=16, tol=1e-4)
 batches = [(X_small[i], y_small[i]) for i in reference.index_batches(384, 64, torch.Generator().manual_seed(3))]
@@ -869,13 +890,23 @@ expected, _ = reference.train_losses(init_params(7, 12, inputs=2, classes=2), ba
 checks.assert_close(torch.tensor(result["loss_torch"][:10]), torch.tensor(expected), "toy run: loss_torch",
                     atol=1e-6, hint="same start, same batches, zero_grad before every backward")
 assert len(result["loss_torch"]) == 15, f"epochs=2, steps=15 (stopping in the second epoch) gave {len(result['loss_torch'])} steps"
+# eps reaches both sides: the torch side follows torch.optim.Adam(eps=1e-3), the hand side stays with it
+result = compare_training("adam", X_small, y_small, lr=1e-3, batch_size=64, seed=3, hidden=16, eps=1e-3)
+batches = [(X_small[i], y_small[i]) for i in reference.index_batches(384, 64, torch.Generator().manual_seed(3))]
+expected, _ = reference.train_losses(reference.init_params(3, 16), batches, lr=1e-3, eps=1e-3)
+checks.assert_close(torch.tensor(result["loss_torch"]), torch.tensor(expected), "result['loss_torch'] with eps=1e-3",
+                    atol=1e-6, hint="make_torch_optimizer(optimizer, model, lr, eps): pass eps on")
+# Tolerance 1e-6: with eps = 1e-3 Adam amplifies nothing beyond rounding (lr / eps = 1), so 6 steps stay together.
+assert max(result["max_diff"]) < 1e-6, (
+    f"with eps=1e-3 the hand side drifted {max(result['max_diff']):.2g} from torch: pass eps on to HandTrainer "
+    f"(HandTrainer(params, optimizer, lr, same_primitives, eps=eps)) as well")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_compare_training_same_primitives", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # With PyTorch's own primitives and operation order the hand-written side follows torch.optim.Adam
 # to the last bit: no tolerance (one CPU thread computes the same operations on the same data the same way).
 # When graded, also: SGD and momentum following torch exactly, and first_divergence using the given tol.
-X_train, y_train = load_mnist("train")              # the training images, as the lesson loaded them
+X_train, y_train = load_mnist("fit")                # the training images, as the lesson loaded them
 result = compare_training("adam", X_train[:640], y_train[:640], lr=1e-3, hidden=32, same_primitives=True)
 assert len(result["max_diff"]) == 11, f"640 samples in batches of 64 is 10 steps, got {len(result['max_diff']) - 1}"
 assert max(result["max_diff"]) == 0.0, \
@@ -951,8 +982,8 @@ demo.parity_explorer(toy_run, tol=1e-6, optimizer="adam", lr=0.03)
 # %% [markdown]
 # ## Now MNIST: one epoch, three optimizers
 #
-# The real thing: 784 → 128 → 10, batches of 64, one epoch over all 60,000 training images
-# (938 steps), once per optimizer with the learning rates the course uses: SGD at 0.1,
+# The real thing: 784 → 128 → 10, batches of 64, one epoch over lesson 07's 50,000 fit
+# images (782 steps), once per optimizer with the learning rates the course uses: SGD at 0.1,
 # momentum at 0.01, Adam at 0.001. Each run trains two networks and compares them after
 # every step, so this takes a little while.
 
@@ -1061,9 +1092,165 @@ print(f"{int(tiny.sum()):,} parameters have a nonzero gradient below 1e-6; among
 # every jump leaves the runs further apart than before. How far the runs drift depends on
 # details as small as the number of CPU threads (`torch.set_num_threads`), which changes
 # how the library splits its sums: try another number and the gap after an epoch can
-# change by an order of magnitude, while the loss curves and the accuracy hardly move. None of this is a bug on either side. Both runs are equally valid
-# trainings of the network, as their losses and, below, their accuracies show.
+# change by an order of magnitude, while the loss curves and the accuracy hardly move.
+# None of this is a bug on either side. Both runs are equally valid trainings of the
+# network, as their losses and, below, their accuracies show.
 #
+# ## Exercise 6: predict, then measure: Adam's `eps`
+#
+# If the explanation above is right, `ε` sets how much Adam amplifies. So before
+# measuring anything, predict.
+#
+# Take one weight at Adam's first step, with gradient `g`: its update is a function
+# `u(g)` of that one number (work it out from Adam's formulas with `t = 1`: what are `m̂`
+# and `v̂` then?). A rounding error `δ` in the gradient changes the update by about
+# `|u'(g)| · δ`, so `|u'(g)|` is the **gain** that turns a rounding difference in the
+# gradient into a difference in the weights. For SGD, `u(g) = lr · g` and the gain is
+# `lr` for every `g`.
+#
+# Write `adam_first_step_gain(g, lr, eps)`, the gain of Adam's first step for every
+# entry of `g`. Then use it to answer, for yourself, *before* running the measurement
+# below: for which gradients is the gain largest, how large is it there with `ε = 1e-8`,
+# and what happens to it when `ε` grows a hundredfold? What should then happen to the
+# drift between the two pipelines, and what might a large `ε` cost?
+
+# %% nbgrader={"grade": false, "grade_id": "adam_first_step_gain", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def adam_first_step_gain(g, lr=1e-3, eps=1e-8):
+    """How strongly Adam's first update of a weight reacts to a small change of its gradient.
+
+    For a weight whose gradient at Adam's first step (``t = 1``, zero running averages,
+    betas (0.9, 0.999)) is ``g``, the update is a function ``u(g)``; the gain is ``|u'(g)|``,
+    so that a tiny change ``δ`` of the gradient changes the update by about ``gain · |δ|``.
+
+    Args:
+        g: float64 tensor of any shape, one gradient per entry (any sign, 0 included).
+            Not modified.
+        lr: Adam's learning rate, > 0.
+        eps: Adam's eps, > 0.
+
+    Returns:
+        float64 tensor shaped like ``g``: the gain of each entry, >= 0 and finite, computed
+        from a formula (no ``torch.optim``: the point is to know what it would do).
+    """
+    ### BEGIN SOLUTION
+    # u(g) = lr * g / (|g| + eps), so u'(g) = lr * eps / (|g| + eps)**2 (for g of either sign)
+    return lr * eps / (g.abs() + eps) ** 2
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_adam_first_step_gain", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# The gain against torch.optim.Adam itself: its first update, differentiated by central differences in float64
+# (reference.adam_update_sensitivity). Tolerance 2e-3 relative: the differences are good to about 1e-4; a wrong
+# formula is off by a factor (2, lr, 1/eps, ...) somewhere in the range of g.
+# When graded, also: other learning rates and eps, gradients of every size and sign (0 included) in other shapes,
+#   g left unchanged, and no torch.optim.
+g = torch.tensor([0.0, 1e-10, 1e-9, 1e-8, -1e-8, 3e-8, 1e-6, 1e-3, 1.0], dtype=torch.float64)
+g_before = g.clone()
+with tripwire.forbid("optim", "adam_first_step_gain"):
+    gain = adam_first_step_gain(g, lr=1e-3, eps=1e-8)
+assert isinstance(gain, torch.Tensor), f"adam_first_step_gain should return a tensor, got {type(gain).__name__}"
+checks.assert_shape(gain, tuple(g.shape), "adam_first_step_gain(g)", hint="one gain per entry of g")
+assert gain.dtype == torch.float64, f"adam_first_step_gain returned {gain.dtype}; keep g's float64"
+checks.assert_close(gain, reference.adam_update_sensitivity(g, lr=1e-3, eps=1e-8),
+                    "adam_first_step_gain(g, lr=1e-3, eps=1e-8)", atol=0.0, rtol=2e-3,
+                    hint="at t = 1, m_hat = g and v_hat = g * g, so u(g) = lr * g / (|g| + eps); differentiate that "
+                         "(it is largest at g = 0, and tiny for |g| >> eps)")
+checks.assert_unchanged(g_before, g, "g")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(8)
+for lr, eps, shape in [(1e-2, 1e-4, (3, 5)), (3e-4, 1e-6, (40,)), (1e-3, 1e-2, (2, 2, 3))]:
+    n = math.prod(shape)
+    magnitudes = 10.0 ** (torch.rand(n, generator=gen, dtype=torch.float64) * 12 - 11)     # 1e-11 .. 1
+    signs = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double()
+    g = (magnitudes * signs).reshape(shape)
+    g.view(-1)[0] = 0.0
+    g_before = g.clone()
+    with tripwire.forbid("optim", "adam_first_step_gain"):
+        gain = adam_first_step_gain(g, lr=lr, eps=eps)
+    checks.assert_close(gain, reference.adam_update_sensitivity(g, lr=lr, eps=eps),
+                        f"adam_first_step_gain(g of shape {list(shape)}, lr={lr}, eps={eps})", atol=0.0, rtol=2e-3,
+                        hint="use lr and eps as given; the gain does not depend on the sign of g")
+    checks.assert_unchanged(g_before, g, f"g of shape {list(shape)}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Your prediction, in numbers: the largest gain Adam's first step can have, for several
+# values of `ε`, against SGD's.
+
+# %%
+EPS_VALUES = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+worst_gain = {eps: adam_first_step_gain(torch.zeros(1, dtype=torch.float64), lr=1e-3, eps=eps).item()
+              for eps in EPS_VALUES}
+for eps, gain in worst_gain.items():
+    print(f"eps {eps:7.0e}: Adam (lr 1e-3) amplifies a rounding error in a gradient by up to {gain:9.3g}   "
+          f"(SGD at lr 0.1: 0.1)")
+
+# %% [markdown]
+# Now the measurement: Adam at `lr = 0.001` against `torch.optim.Adam` with the same `ε`,
+# 300 steps on MNIST for each value (a few seconds each). The left panel puts the
+# measured drift next to your predicted worst gain; the right one shows the loss each
+# run reached.
+
+# %%
+EPS_STEPS = full_or_small(300, 30)                 # being graded: 30 steps each
+eps_runs = {}
+for eps in tqdm(EPS_VALUES, desc=f"Adam, {EPS_STEPS} steps for each eps"):
+    eps_runs[eps] = compare_training("adam", X_train, y_train, lr=1e-3, batch_size=64, seed=0, steps=EPS_STEPS,
+                                     eps=eps)
+drift = [eps_runs[eps]["max_diff"][-1] for eps in EPS_VALUES]
+loss_after = [sum(eps_runs[eps]["loss_hand"][-50:]) / len(eps_runs[eps]["loss_hand"][-50:]) for eps in EPS_VALUES]
+fig = demo.plot_eps_sweep(EPS_VALUES, [worst_gain[eps] for eps in EPS_VALUES], drift, loss_after, steps=EPS_STEPS)
+plt.show()
+for eps, d, loss in zip(EPS_VALUES, drift, loss_after):
+    print(f"eps {eps:7.0e}: largest parameter difference after {EPS_STEPS} steps {d:.1e}; loss (last 50 steps) {loss:.3f}")
+
+# %% [markdown]
+# Measured on the course's machine: the drift after 300 steps falls from about 1e-5 at
+# `ε = 1e-8` to 2e-6 at 1e-7 and 3e-7 at 1e-6, and from `ε = 1e-5` on it stays at about
+# 1e-7, the size of one float32 rounding of weights near 1: SGD's level. That is the
+# prediction: the worst gain `lr / ε` shrinks tenfold with every tenfold `ε`, until the
+# amplified differences sink below the roundings that happen anyway.
+#
+# The right panel shows the price. With a large `ε`, a weight whose gradients are smaller
+# than `ε` moves by about `lr · g / ε`: plain SGD with a learning rate of `lr / ε`, and
+# none of Adam's per-weight scaling. At `ε = 1e-2` the loss after 300 steps is far
+# higher (about 0.31 against 0.17 here). `ε` is there to avoid a division by zero, not
+# to tune reproducibility; the right way to check a hand-written Adam is the one this
+# lesson uses next.
+#
+# **Written question (2 points, graded by hand).** A teammate's hand-written Adam ends an
+# epoch with weights up to 1e-4 away from `torch.optim.Adam`'s, and they propose to set
+# `eps=1e-2` "so that the two agree". Using what you predicted and measured, explain (a)
+# why a larger `ε` makes the two runs agree, (b) what it costs, and (c) how they should
+# check their Adam instead.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_eps", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric (2 points):* ½ point for (a): Adam's step `lr · m̂ / (√v̂ + ε)` amplifies rounding
+# differences in small gradients by up to `lr / ε` (the gain at g = 0); a larger `ε`
+# bounds that gain, so the two runs' roundings are no longer blown up.
+# ½ point for (b): for gradients smaller than `ε`, Adam then steps by about `lr · g / ε`,
+# like SGD with a rate of `lr / ε`: it loses its per-weight scaling, and training is
+# slower or worse (the measured loss after 300 steps is higher). Also accept: it changes
+# the optimizer being checked, so agreement proves nothing about the default setting.
+# 1 point for (c): compare what matters, losses step by step and accuracy, within stated
+# tolerances, and/or use the same primitives in the same order (or float64, or a few steps
+# only) to show bitwise or near-bitwise agreement; a check of the default `ε = 1e-8` at
+# the weight level after a whole epoch is not a fair test. An answer to (c) that only says
+# "use a larger tolerance" without saying what is compared: ½ point.
+#
+# *Model answer:* (a) At Adam's first step a weight moves by `lr · g / (|g| + ε)`, whose
+# slope at `g = 0` is `lr / ε`: with `ε = 1e-8` a rounding difference of 1e-11 in a tiny
+# gradient becomes 1e-6 in the weight, and training compounds it. With `ε = 1e-2` the
+# worst gain is 0.1, like SGD's, so the differences stay at rounding level. (b) Those same
+# small gradients are now divided by `ε` instead of by their own size, so those weights
+# barely move: Adam degrades into SGD with rate `lr / ε` for them, and the loss after 300
+# steps was 0.31 instead of 0.17. (c) Keep `ε = 1e-8` and compare what a user cares about
+# (step losses within 1e-5, test accuracy), or redo the arithmetic in PyTorch's order to
+# show identical bits, as the next section does.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Remove the last difference: PyTorch's own primitives
 #
 # If that explanation is right, the rounding differences come from *how* the arithmetic is
@@ -1096,7 +1283,8 @@ plt.show()
 # ## Does the drift matter? Test accuracy
 #
 # The final check is the one a user cares about: the 10,000 test images, which neither
-# run has seen.
+# run has seen. As in lesson 07 they are looked at once, at the end, when nothing is left
+# to choose.
 
 # %%
 def accuracy(logits, targets):
@@ -1181,4 +1369,13 @@ quiz([
              answer=1,
              explanation="The same-primitives run shows it: change nothing but the order of the arithmetic, and "
                          "the runs agree to the last bit."),
+    Question("Raising Adam's eps from 1e-8 to 1e-2 makes the hand-written and torch.optim runs agree closely. "
+             "What does it cost?",
+             ["Nothing: eps only guards against a division by zero",
+              "Weights whose gradients are smaller than eps now move by about lr * g / eps, like SGD with rate "
+              "lr / eps: Adam loses its per-weight scaling and trains slower",
+              "Adam then needs float64"],
+             answer=1,
+             explanation="A larger eps caps Adam's gain at lr / eps, which is why the drift shrinks, and for the same "
+                         "reason it stops scaling small gradients up: the loss after 300 steps was clearly higher."),
 ])

@@ -148,7 +148,7 @@ def test_10_strict_dropout_mask_eps_inside_the_root_and_functional_sgd_lose_thei
 # --- lesson 07: train's epoch loss and random state; save_params / load_params ---------------------
 
 EVALUATE = """    with torch.no_grad():
-        logits = forward(X, *params)"""
+        logits = forward_fn(X, *params)"""
 TRAIN_MEAN = '        history["train_loss"].append(sum(losses) / len(losses))'
 SAVE = '    torch.save({name: p.detach().clone() for name, p in zip(["W1", "b1", "W2", "b2"], params)}, path)'
 LOAD = '    return tuple(saved[name].detach().clone().requires_grad_(True) for name in ["W1", "b1", "W2", "b2"])'
@@ -159,7 +159,7 @@ def _build_07_train_and_save_load_alternatives_keep_every_point(course):
         "train": [(TRAIN_MEAN, '        history["train_loss"].append(float(torch.tensor(losses).mean()))'),
                   ("    generator = torch.Generator().manual_seed(seed)",
                    "    generator = torch.Generator()\n    generator.manual_seed(seed)")],
-        "evaluate": [(EVALUATE, "    if True:\n        logits = forward(X, *[p.detach() for p in params])")],
+        "evaluate": [(EVALUATE, "    if True:\n        logits = forward_fn(X, *[p.detach() for p in params])")],
         "save_load": [(SAVE, '    torch.save(dict(zip(["W1", "b1", "W2", "b2"], (p.detach().clone() for p in params))), '
                              'str(path))'),
                       (LOAD, '    out = [saved[k].clone().detach() for k in ["W1", "b1", "W2", "b2"]]\n'
@@ -178,7 +178,7 @@ def _build_07_a_weighted_epoch_mean_and_a_save_that_touches_the_tensors_lose_the
                                '        history["train_loss"].append(sum(l * n for l, n in zip(losses, sizes)) / len(X_train))')],
         "save_load": [(SAVE, '    for p in params:\n        p.requires_grad_(False)\n'
                              '    torch.save({name: p.clone() for name, p in zip(["W1", "b1", "W2", "b2"], params)}, path)')]})
-    nb = _mutated_nb(nb, "evaluate", [(EVALUATE, "    if True:\n        logits = forward(X, *params)")])
+    nb = _mutated_nb(nb, "evaluate", [(EVALUATE, "    if True:\n        logits = forward_fn(X, *params)")])
     return "07_loop", nb
 
 

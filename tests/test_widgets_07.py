@@ -182,6 +182,16 @@ def test_redraw_epochs():
         loop.redraw_epochs(0, 3)
 
 
+def test_best_schedule_takes_the_highest_last_validation_accuracy():
+    candidates = {"constant": [0.95, 0.97, 0.975], "decay at 2": [0.95, 0.97, 0.979], "decay at 1": [0.95, 0.972, 0.979]}
+    assert loop.best_schedule(candidates) == "decay at 2"           # a tie goes to the first
+    assert loop.best_schedule({"only": [0.5]}) == "only"
+    with pytest.raises(ValueError, match="no candidates"):
+        loop.best_schedule({})
+    with pytest.raises(ValueError, match="'empty'"):
+        loop.best_schedule({"empty": [], "b": [0.9]})
+
+
 def test_smooth():
     assert loop.smooth([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
     assert loop.smooth([2.0, 4.0], 10) == [2.0, 3.0]
@@ -197,12 +207,12 @@ def _fake_train(calls):
     def train(params, X, y, Xt, yt, epochs, batch_size=64, lr=1e-3, seed=0, callback=None):
         calls.append(dict(shapes=[tuple(p.shape) for p in params], n=len(X), n_test=len(Xt), epochs=epochs,
                           batch_size=batch_size, lr=lr, seed=seed))
-        history = {"train_loss": [], "test_loss": [], "test_acc": [], "step_losses": []}
+        history = {"train_loss": [], "val_loss": [], "val_acc": [], "step_losses": []}
         for epoch in range(1, epochs + 1):
             history["step_losses"] += [1.0 / epoch] * 7
             history["train_loss"].append(1.0 / epoch)
-            history["test_loss"].append(1.1 / epoch)
-            history["test_acc"].append(0.5 + 0.04 * epoch)
+            history["val_loss"].append(1.1 / epoch)
+            history["val_acc"].append(0.5 + 0.04 * epoch)
             if callback:
                 callback(epoch, history)
         return history
@@ -227,7 +237,7 @@ def test_train_spirals_calls_train_and_redraws_on_schedule():
                           lr=0.02, seed=0)]
     assert [e for e, _ in redraws] == loop.redraw_epochs(10, 3)
     assert all(shape == (100, 100, 2) for _, shape in redraws)
-    assert len(history["test_acc"]) == 10
+    assert len(history["val_acc"]) == 10
 
 
 def test_spiral_widget_trains_once_without_a_click(monkeypatch):
@@ -240,18 +250,19 @@ def test_spiral_widget_trains_once_without_a_click(monkeypatch):
 
 
 def test_figures_draw():
-    history = {"train_loss": [1.0, 0.5], "test_loss": [1.1, 0.6], "test_acc": [0.96, 0.97],
+    history = {"train_loss": [1.0, 0.5], "val_loss": [1.1, 0.6], "val_acc": [0.96, 0.97],
                "step_losses": [1.2, 1.0, 0.8, 0.6]}
     live = loop.LiveHistory(epochs=4, steps_per_epoch=2, smooth_window=2, marks=[(2, "lr / 10")])
     fig = live.draw(history)
     assert len(fig.axes) == 2
-    assert len(live.draw({"train_loss": [], "test_loss": [], "test_acc": [], "step_losses": []}).axes) == 2
+    assert len(live.draw({"train_loss": [], "val_loss": [], "val_acc": [], "step_losses": []}).axes) == 2
     cm = loop.confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]), num_classes=3)
     assert loop.plot_confusion(cm).axes
     X = torch.rand(5, 784)
     probs = torch.softmax(torch.randn(5, 10), dim=1)
     assert len(loop.plot_mistakes(X, probs, torch.zeros(5, dtype=torch.long), torch.tensor([0, 3]), ncols=2).axes) == 2
     assert len(loop.plot_weights(torch.randn(784, 10), ncols=4).axes) == 1
+    assert len(loop.plot_schedules({"a": [0.96, 0.97], "b": [0.965, 0.975]}, chosen="b").axes) == 1
     grid = loop.decision_grid(lambda p: torch.stack([p[:, 0], -p[:, 0]], dim=1), steps=10)
     X2, y2 = loop.spirals(n=20)
     assert len(loop.draw_spiral_state(matplotlib.figure.Figure(), X2, y2, grid, history).axes) == 2

@@ -175,6 +175,20 @@ def test_plot_amplification_checks_its_inputs():
         parity.plot_amplification({"sgd": g}, {"sgd": torch.zeros(2)})
 
 
+def test_plot_eps_sweep_draws_prediction_measurement_and_cost():
+    eps = [1e-8, 1e-6, 1e-4]
+    fig = parity.plot_eps_sweep(eps, [1e5, 1e3, 10.0], [1e-5, 3e-7, 0.0], [0.17, 0.18, 0.2], steps=300)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "prediction and measurement" in titles and "what a large eps costs" in titles
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+    drawn = [line for ax in fig.axes for line in ax.get_lines() if line.get_label().startswith("measured")]
+    assert list(drawn[0].get_ydata())[-1] == parity.ZERO_FLOOR            # an exact 0 sits on the floor
+    with pytest.raises(ValueError, match="one predicted gain, drift and loss per eps"):
+        parity.plot_eps_sweep(eps, [1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="eps values must be > 0"):
+        parity.plot_eps_sweep([0.0], [1.0], [1.0], [1.0])
+
+
 def test_table_html_formats_numbers_and_never():
     html = parity.table_html(["opt", "diff", "first", "n"], [["adam", 1.23456e-4, None, 3], ["sgd", 0.0, 12, 0]])
     assert html.count("<tr>") == 3

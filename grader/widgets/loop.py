@@ -182,6 +182,20 @@ def redraw_epochs(epochs: int, redraws: int) -> list[int]:
     return sorted({max(1, round(epochs * (i + 1) / r)) for i in range(r)})
 
 
+def best_schedule(candidates: dict) -> str:
+    """The name of the candidate whose last validation accuracy is highest (the first such, on a tie).
+
+    ``candidates`` maps a name to its list of validation accuracies, one per epoch, each list
+    non-empty; the choice looks at nothing but these numbers.
+    """
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    for name, accs in candidates.items():
+        if not len(accs):
+            raise ValueError(f"candidate {name!r} has no validation accuracy")
+    return max(candidates, key=lambda name: candidates[name][-1])
+
+
 def smooth(values: Sequence[float], window: int) -> list[float]:
     """Trailing moving average: entry ``i`` is the mean of ``values[max(0, i - window + 1) : i + 1]``."""
     if window < 1:
@@ -253,14 +267,14 @@ def draw_spiral_state(fig: Figure, X: torch.Tensor, y: torch.Tensor, grid, histo
         per_epoch = len(steps) / max(1, len(history["train_loss"]))
         ax_loss.plot([per_epoch * (e + 1) for e in range(len(history["train_loss"]))], history["train_loss"],
                      color="C0", label="train (epoch mean)")
-        ax_loss.plot([per_epoch * (e + 1) for e in range(len(history["test_loss"]))], history["test_loss"],
-                     color="C3", label="test")
+        ax_loss.plot([per_epoch * (e + 1) for e in range(len(history["val_loss"]))], history["val_loss"],
+                     color="C3", label="held out")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.set_ylim(bottom=0)
     ax_loss.legend(loc="upper right", fontsize=8)
-    acc = history.get("test_acc", [])
-    ax_loss.set_title(f"test accuracy {acc[-1]:.1%}" if acc else "loss")
+    acc = history.get("val_acc", [])
+    ax_loss.set_title(f"held-out accuracy {acc[-1]:.1%}" if acc else "loss")
     fig.tight_layout()
     return fig
 
@@ -268,8 +282,8 @@ def draw_spiral_state(fig: Figure, X: torch.Tensor, y: torch.Tensor, grid, histo
 class LiveHistory:
     """A loss / accuracy figure that redraws in place after each epoch (in the cell's own output).
 
-    ``update(history)`` takes the dict that ``train`` builds (``train_loss``, ``test_loss``,
-    ``test_acc``, ``step_losses``) and redraws; it works in JupyterLab and when a notebook
+    ``update(history)`` takes the dict that ``train`` builds (``train_loss``, ``val_loss``,
+    ``val_acc``, ``step_losses``) and redraws; it works in JupyterLab and when a notebook
     runs headless, because it replaces one display rather than adding outputs.
     """
 
@@ -290,21 +304,21 @@ class LiveHistory:
             ax_loss.plot([(i + 1) / self.steps_per_epoch for i in range(len(steps))], smooth(steps, self.window),
                          color="0.7", lw=0.8, label=f"train, per step (mean of {self.window})")
         ax_loss.plot(x_epochs, history["train_loss"], "o-", color="C0", label="train, epoch mean")
-        ax_loss.plot(x_epochs, history["test_loss"], "o-", color="C3", label="test")
+        ax_loss.plot(x_epochs, history["val_loss"], "o-", color="C3", label="validation")
         ax_loss.set_xlim(0, self.epochs)
         ax_loss.set_yscale("log")
         ax_loss.set_ylim(0.01, 3)
         ax_loss.set_xlabel("epoch")
         ax_loss.set_ylabel("cross-entropy (log scale)")
         ax_loss.legend(fontsize=8)
-        ax_acc.plot(x_epochs, [100 * a for a in history["test_acc"]], "o-", color="C2")
-        ax_acc.axhline(97.5, color="0.5", ls="--", lw=1)
+        ax_acc.plot(x_epochs, [100 * a for a in history["val_acc"]], "o-", color="C2")
+        ax_acc.axhline(98.0, color="0.5", ls="--", lw=1)
         ax_acc.set_xlim(0, self.epochs)
         ax_acc.set_ylim(94, 99)
         ax_acc.set_xlabel("epoch")
-        ax_acc.set_ylabel("test accuracy (%)")
-        if history["test_acc"]:
-            ax_acc.set_title(f"after epoch {len(history['test_acc'])}: {history['test_acc'][-1]:.2%}")
+        ax_acc.set_ylabel("validation accuracy (%)")
+        if history["val_acc"]:
+            ax_acc.set_title(f"after epoch {len(history['val_acc'])}: {history['val_acc'][-1]:.2%}")
         for epoch, label in self.marks:
             for ax in (ax_loss, ax_acc):
                 ax.axvline(epoch, color="0.4", ls=":", lw=1)
@@ -318,6 +332,24 @@ class LiveHistory:
             self.handle = display(image, display_id=True)
         else:
             self.handle.update(image)
+
+
+def plot_schedules(candidates: dict, chosen: str | None = None) -> Figure:
+    """Validation accuracy per epoch of each candidate schedule (name -> list of accuracies); ``chosen`` drawn bold."""
+    fig = Figure(figsize=(6.5, 3.4))
+    ax = fig.subplots()
+    for k, (name, accs) in enumerate(candidates.items()):
+        epochs = range(1, len(accs) + 1)
+        ax.plot(list(epochs), [100 * a for a in accs], "o-", color=f"C{k}", ms=3,
+                lw=2.5 if name == chosen else 1.2, label=name + ("  (chosen)" if name == chosen else ""))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylim(96, 98.6)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("candidate schedules, judged on the validation images")
+    fig.tight_layout()
+    return fig
 
 
 def plot_confusion(cm: torch.Tensor) -> Figure:
@@ -383,7 +415,7 @@ def train_spirals(train: Callable, init_params: Callable, forward: Callable, hid
     """Train a 2 -> hidden -> 2 network on the spirals with the student's ``train``; returns ``(params, history)``.
 
     ``init_params(seed=, hidden=, inputs=2, classes=2)`` makes the network; the training data
-    is ``spirals(seed=seed)``, the test data ``spirals(seed=seed + 1)``. After each epoch of
+    is ``spirals(seed=seed)``, the held-out data ``spirals(seed=seed + 1)``. After each epoch of
     :func:`redraw_epochs` ``on_redraw(epoch, grid, history)`` is called with the current
     :func:`decision_grid`.
     """
@@ -432,7 +464,7 @@ def spiral_widget(train: Callable, init_params: Callable, forward: Callable, hid
             _, history = train_spirals(train, init_params, forward, hidden_s.value, lr_s.value, epochs_s.value,
                                        seed=seed, redraws=redraws, on_redraw=on_redraw)
             status.value = (f"{len(history['step_losses'])} steps in {time.perf_counter() - start:.1f} s; "
-                            f"final test accuracy {history['test_acc'][-1]:.1%}")
+                            f"final held-out accuracy {history['val_acc'][-1]:.1%}")
         finally:
             button.disabled = False
 

@@ -239,6 +239,41 @@ def plot_amplification(grads: Mapping[str, torch.Tensor], diffs: Mapping[str, to
     return fig
 
 
+def plot_eps_sweep(eps_values: Sequence[float], predicted_gain: Sequence[float], drift: Sequence[float],
+                   loss: Sequence[float], steps: int | None = None):
+    """Two panels over Adam's eps (log axis): left, the predicted worst gain and the measured
+    parameter difference after the run (both log scale, zeros drawn at :data:`ZERO_FLOOR`);
+    right, the loss each run reached. The four sequences are aligned, one entry per eps.
+    """
+    n = len(eps_values)
+    if n == 0 or not (len(predicted_gain) == len(drift) == len(loss) == n):
+        raise ValueError(f"need one predicted gain, drift and loss per eps; got {len(eps_values)} eps, "
+                         f"{len(predicted_gain)} gains, {len(drift)} drifts and {len(loss)} losses")
+    if any(not (e > 0) for e in eps_values):
+        raise ValueError(f"eps values must be > 0, got {list(eps_values)}")
+    after = f" after {steps} steps" if steps else ""
+    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax.plot(eps_values, on_log_axis(predicted_gain), "s--", color="C1", label="predicted: largest gain lr / eps")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam's eps")
+    ax.set_ylabel("predicted gain", color="C1")
+    twin = ax.twinx()
+    twin.plot(eps_values, on_log_axis(drift), "o-", color="C0", label="measured: largest |hand - torch|" + after)
+    twin.set_yscale("log")
+    twin.set_ylabel("measured parameter difference", color="C0")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper right")
+    ax.set_title("prediction and measurement")
+    ax_loss.plot(eps_values, loss, "o-", color="C3")
+    ax_loss.set_xscale("log")
+    ax_loss.set_xlabel("Adam's eps")
+    ax_loss.set_ylabel("training loss" + after)
+    ax_loss.set_title("what a large eps costs")
+    fig.tight_layout()
+    return fig
+
+
 def table_html(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A small HTML table; floats are written in 3 significant digits, None as 'never'."""
     for i, row in enumerate(rows):
