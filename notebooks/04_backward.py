@@ -1282,8 +1282,8 @@ def numerical_opinion(plain, tensors, i, got):
         rel = float((a - num).norm() / (a.norm() + num.norm()).clamp(min=1e-30))
     except Exception as err:
         return f"(your numerical_grad could not check it: {type(err).__name__}: {err})"
-    return (f"Your numerical_grad says the same: relative error {rel:.1e} against it (about 1e-7 when the rule "
-            f"is right, 1e-2 or more for a wrong one)")
+    return (f"Checked with your numerical_grad instead: relative error {rel:.1e} (about 1e-7 when the rule is "
+            f"right, 1e-2 or more for a wrong one)")
 
 
 def check_new_ops(build, plain, tensors, targets, names, label, atol):

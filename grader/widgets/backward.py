@@ -310,12 +310,12 @@ def plot_difference_errors():
 #: The gradients a backward pass of the MLP computes, in the order it computes them: the name used in
 #: the lesson (and in a ``trace`` dict), what it is, and the mistake a wrong one usually points at.
 TRACE_STEPS: tuple[tuple[str, str, str], ...] = (
-    ("d_out", "at the logits, dL/d(out)",
+    ("d_out", "at the logits: dL/d(out)",
      "(softmax(out) - one_hot(y)) / B: the 1/B of the mean, and 1 subtracted at each row's own target"),
     ("dW2", "second-layer weights", "h.T @ d_out, with h taken after the ReLU"),
     ("db2", "second-layer bias", "d_out.sum(dim=0): b2 was added to every row"),
-    ("d_h", "at the hidden activations (after the ReLU), dL/dh", "d_out @ W2.T: [B, C] @ [C, H]"),
-    ("d_hpre", "before the ReLU, dL/d(h_pre)", "d_h * (h_pre > 0): blocked where the unit was off (> 0, not >= 0)"),
+    ("d_h", "at the hidden activations h (after ReLU)", "d_out @ W2.T: [B, C] @ [C, H]"),
+    ("d_hpre", "before the ReLU: dL/d(h_pre)", "d_h * (h_pre > 0): blocked where the unit was off (> 0, not >= 0)"),
     ("dW1", "first-layer weights", "x.T @ d_hpre (the gradient before the ReLU, not d_h)"),
     ("db1", "first-layer bias", "d_hpre.sum(dim=0)"),
 )
@@ -399,7 +399,7 @@ def format_report(report: Sequence[StepCheck], atol: float = 1e-5) -> str:
     """One line per gradient, in the order the backward pass computes them; the first wrong one is marked."""
     lines, first = [], True
     for c in report:
-        head = f"  {c.name:7s} {c.what:46s} "
+        head = f"  {c.name:7s} {c.what:40s} "
         if c.verdict == "exact":
             lines.append(head + "exact")
         elif c.verdict == "close":
