@@ -85,8 +85,15 @@ plt.show()
 # that still converges. With `lr = 1.05` every jump lands further away than it started:
 # divergence. The boundary is exact here: the distance to the minimum is multiplied by
 # `1 - 2 * lr` per step, so anything above `lr = 1` (a factor beyond -1) diverges.
-# Steeper losses have a lower boundary: the largest safe learning rate is
-# `2 / curvature`, which will matter in the valley below.
+#
+# The **curvature** of a loss at a point is how fast its slope changes as the weight moves:
+# the second derivative, `d²L/dw²`. The slope of `(w - 3)**2` is `2 * (w - 3)`, which grows
+# by 2 for every unit of `w`, so its curvature is 2 everywhere; a bowl `c * (w - 3)**2` has
+# curvature `2c`, and the more curved the bowl, the more the slope changes during one step.
+# For such a bowl the distance to the minimum is multiplied by `1 - lr * curvature` per
+# step, so the largest safe learning rate is `2 / curvature`: 1 here, less on steeper,
+# more curved losses. That will matter in the valley below, where one direction is far
+# more curved than the other.
 #
 # A network's loss has 101,770 weights instead of one, but the rule is the same for each
 # of them. In PyTorch it meets three practical questions.
@@ -613,36 +620,46 @@ for size in (1.0, 1e-2, 1e-4, 1e-6, 1e-8):
 #
 # ## Exercise 4: `adam_step`
 #
-# `ms` and `vs` are lists of tensors shaped like the parameters, zeros before the first
-# step, updated **in place**. After the call they hold `m` and `v` themselves (not the
-# bias-corrected `m_hat`, `v_hat`, which are temporary). Everything else is as before:
+# Everything you need is in the three sections above; putting it together is the
+# exercise. For every parameter, in order: fold the new gradient into its two running
+# averages (kept **in place** in `ms[i]` and `vs[i]`, which start at zeros and after the
+# call hold `m` and `v` themselves, not the corrected versions), correct both for their
+# start at zero with this step's number `t`, and step the parameter by `lr` times the
+# corrected ratio, with `eps` where PyTorch puts it. Everything else is as before:
 # `torch.no_grad()`, parameters changed in place, `p.grad` only read.
+#
+# Try it on paper for a constant gradient first: at `t = 1` your step should move each
+# weight by almost exactly `lr`, as the bias-correction section showed.
+#
+# <details><summary>Hint: the whole update, if you are stuck</summary>
+#
+# With `g = p.grad` and `beta1, beta2 = betas`:
+# `m = beta1 * m + (1 - beta1) * g` and `v = beta2 * v + (1 - beta2) * g * g` (both in
+# place); `m_hat = m / (1 - beta1 ** t)`, `v_hat = v / (1 - beta2 ** t)` (temporaries,
+# corrections in Python floats); `p -= lr * m_hat / (sqrt(v_hat) + eps)`.
+# </details>
 
 # %% nbgrader={"grade": false, "grade_id": "adam_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def adam_step(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-    """One step of Adam, in place, exactly as ``torch.optim.Adam`` (no weight decay, no amsgrad).
-
-    For every parameter ``p`` with ``g = p.grad`` and the moments ``m``, ``v`` at the same
-    position of the lists::
-
-        m <- beta1 * m + (1 - beta1) * g           running average of the gradients
-        v <- beta2 * v + (1 - beta2) * g * g       running average of the squared gradients
-        m_hat = m / (1 - beta1 ** t)               bias corrections
-        v_hat = v / (1 - beta2 ** t)
-        p <- p - lr * m_hat / (sqrt(v_hat) + eps)  eps outside the square root
+    """One step of Adam, in place, with the result of ``torch.optim.Adam(params, lr=lr, betas=betas,
+    eps=eps).step()`` (no weight decay, no amsgrad). No ``torch.optim`` (nor its functions).
 
     Args:
-        params: a list of float tensors (leaves with ``requires_grad=True``), each with a ``.grad``.
-        ms, vs: lists of tensors shaped like ``params``, zeros before the first step, updated in
-            place. After the call they hold ``m`` and ``v``, not bias-corrected (what
-            ``torch.optim.Adam`` keeps as ``"exp_avg"`` and ``"exp_avg_sq"``).
+        params: a list of float tensors of any shapes and dtype (leaves with ``requires_grad=True``),
+            each with a ``.grad`` of its own shape and dtype.
+        ms, vs: lists of tensors shaped like ``params`` (same dtype), zeros before the first step,
+            updated in place. After the call ``ms[i]`` and ``vs[i]`` hold the running averages of
+            the gradients and of their squares, without bias correction: what ``torch.optim.Adam``
+            keeps as ``"exp_avg"`` and ``"exp_avg_sq"``.
         t (int): the number of this step, counting from 1: the caller increments ``t`` before
-            the call, so the first call has ``t=1``, the second ``t=2``, and so on.
+            the call, so the first call has ``t=1``, the second ``t=2``, and so on. Used as
+            given: adam_step keeps no count of its own.
         lr (float): the learning rate.
         betas (tuple of two floats): ``(beta1, beta2)``, each in ``[0, 1)``.
-        eps (float): added to ``sqrt(v_hat)``.
+        eps (float): ``torch.optim.Adam``'s eps, added to the denominator outside the square root.
 
-    Updates in place under ``torch.no_grad()`` (same tensor objects, parameters stay leaves);
+    Updates in place under ``torch.no_grad()``: the parameters, ``ms`` and ``vs`` stay the same
+    tensor objects (same memory and dtype) and the parameters stay leaves requiring grad;
     ``p.grad`` is read and left unchanged. Returns ``None``.
     """
     ### BEGIN SOLUTION
@@ -664,7 +681,7 @@ def adam_step(params, ms, vs, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
 # Parameters: relative difference <= 1e-6 after every step. ms, vs: relative difference <= 1e-4 to torch's
 # exp_avg and exp_avg_sq.
 # When graded, also: other problems, learning rates and betas, a small network, float64, longer runs, and a
-#   call passing only t (the defaults for lr, betas and eps must apply).
+#   call passing only t (the defaults for lr, betas and eps must apply, and nothing is returned).
 ADAM_HINT = ("m = beta1*m + (1-beta1)*g and v = beta2*v + (1-beta2)*g*g, in place in ms[i], vs[i]; "
              "p -= lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t). "
              "A wrong first step points at the bias correction or t; a difference around 1e-5 at "
@@ -694,7 +711,9 @@ for k in (1, 2, 3):
     for p, g in zip(ps, grad_fn(k, [q.detach() for q in ps])):
         p.grad = g
     with tripwire.forbid("optim", what="adam_step"):
-        adam_step(ps, ms, vs, k)
+        returned = adam_step(ps, ms, vs, k)
+    assert returned is None, (f"adam_step returned {type(returned).__name__}; it updates in place and returns "
+                              f"None (the caller keeps its own params, ms and vs)")
     for i, (p, e) in enumerate(zip(ps, want[k - 1][0])):
         checks.assert_close(p, e, f"params[{i}] after adam_step(params, ms, vs, t={k}) with default settings",
                             atol=1e-6, hint="defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8")
@@ -940,6 +959,35 @@ for kind, step_fn, hyper in (("sgd", sgd_step, dict(lr=0.1)), ("momentum", momen
     records.append(demo.side_by_side(kind, step_fn, start, grad_fn, 100, **hyper))
 fig = demo.plot_side_by_side(records)
 plt.show()
+
+# %% [markdown]
+# **Written question (2 points, graded by hand).** Adam moves every weight by about `lr`
+# per step, however large or small that weight's gradient is. Describe one situation in
+# training our MNIST network where this helps compared with SGD, and one where it hurts.
+# For each, say which part of the update (`m`, `v`, the ratio, `eps`) is responsible.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_adam_scale", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 1 point for a situation where it helps, with the mechanism: weights whose gradients are
+# consistently small (weights of pixels that are rarely bright, the gentle direction of a valley, layers
+# whose gradients are on another scale than others) still move by about `lr`, because the ratio
+# `m_hat / sqrt(v_hat)` does not depend on the gradient's scale; so one `lr` fits every weight and needs
+# little tuning, where SGD would crawl along them or overshoot elsewhere. 1 point for a situation where it
+# hurts, with the mechanism: a weight whose gradient is tiny but keeps its sign (near-noise, or rounding)
+# still moves by about `lr`, since only `eps` stops the ratio from growing back to 1; near a minimum the
+# steps stay about `lr` long, so Adam keeps jittering around it (the race: a smaller `lr`, or a decaying
+# one, ends closer); or a step of `lr` in a strongly curved direction can overshoot where SGD's step, scaled
+# by the gradient, would have shrunk. Half a point each when the situation is right but the part of the
+# update is missing or wrong.
+#
+# *Model answer:* It helps for the weights of `W1` that connect rarely bright pixels: their gradients are
+# small and SGD with an `lr` chosen for the large gradients barely moves them, while Adam divides by
+# `sqrt(v_hat)`, the typical size of that very weight's gradient, and moves them as fast as any other. It
+# hurts near the end of training: the gradients are small and noisy but the ratio `m_hat / sqrt(v_hat)` is
+# still of order 1 wherever their sign is steady, so every weight keeps moving by about `lr` and the loss
+# jitters around the minimum instead of settling; only a smaller `lr` (a schedule) fixes it, and `eps`
+# matters only for gradients far below 1e-8.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Check yourself
