@@ -15,8 +15,9 @@
 # Everything so far ran on the CPU. Moving the network to a GPU changes **where** the
 # numbers live and **who** multiplies them, and nothing else: the forward pass, the loss,
 # the backward pass and the update are the very same lines. This lesson moves tensors,
-# checks that the numbers stay the same, and measures speed, which turns out to be the
-# subtle part: a GPU works *asynchronously*, and a naive stopwatch lies.
+# measures speed, which turns out to be the subtle part (a GPU works *asynchronously*,
+# and a naive stopwatch lies), trains lesson 07's network with lesson 07's loop on
+# whatever device there is, and checks that the numbers stay the same.
 #
 # **You will write:** `get_device`, `to_device`, `time_op`.
 #
@@ -31,8 +32,11 @@ import time
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from grader import checks, reference
+from grader.context import full_or_small
+from grader.data import load_mnist
 from grader.widgets import gpu as demo
 from grader.widgets.quiz import Question, quiz
 
@@ -399,44 +403,124 @@ demo.plot_throughput(sizes, curves)
 plt.show()
 
 # %% [markdown]
-# ## One epoch on this machine
+# ## Lesson 07's training loop, on whatever device there is
 #
-# Time one full training step of our network (forward, loss, backward, SGD update) at
-# batch 64, and multiply by the 938 steps of an epoch. The tensors are created on the
-# device, so nothing is copied inside the loop: moving data between CPU and GPU each step
-# would cost more than the arithmetic.
+# Now the real work: training. Below is lesson 07's loop, with PyTorch's `Adam` standing
+# in for your `adam_step` and `grader.reference`'s forward pass for yours, so that this
+# lesson does not depend on your earlier notebooks. Read it looking for a device: there is
+# none. Every PyTorch operation runs where its inputs live and leaves its result there:
+# a batch cut from a tensor on the GPU is on the GPU, and so are the logits, the loss, the
+# gradients that `backward()` writes into the parameters, and Adam's update. So the whole
+# move is two lines *before* the loop: the parameters through your `to_device` (trainable
+# leaves), and the data with `.to(device)`, once. The loop itself needs **zero code
+# changes**.
+#
+# Two things in it do cross between processor and GPU, both small: the shuffled order
+# comes from a CPU generator (a GPU tensor may be indexed with CPU indices; PyTorch copies
+# the 64 numbers over), and `loss.item()` brings one number back to Python, which makes
+# Python wait until the GPU has finished the step. That wait is a synchronisation per step:
+# the price of a live loss curve.
 
-# %%
-def make_step(device):
-    g = torch.Generator().manual_seed(0)
-    params = to_device(reference.init_params(seed=0), device)
-    x = torch.rand(64, 784, generator=g).to(device)
-    y = torch.randint(0, 10, (64,), generator=g).to(device)
+# %% nbgrader={"grade": false, "grade_id": "loop", "locked": true, "schema_version": 3, "solution": false, "task": false}
+def train_epoch(params, optimizer, X, y, batch_size=64, generator=None, bar=None):
+    """Lesson 07's loop for one epoch: one Adam step per shuffled mini-batch; returns each step's loss.
 
-    def step():
-        W1, b1, W2, b2 = params
-        loss = F.cross_entropy(torch.clamp(x @ W1 + b1, min=0) @ W2 + b2, y)
+    params, X and y must be on one device, whichever it is: nothing below names it.
+    """
+    losses = []
+    order = torch.randperm(len(X), generator=generator)
+    for start in range(0, len(X), batch_size):
+        idx = order[start:start + batch_size]
+        loss = F.cross_entropy(reference.forward(X[idx], *params), y[idx])
+        optimizer.zero_grad()
         loss.backward()
-        with torch.no_grad():
-            for p in params:
-                p -= 0.01 * p.grad
-                p.grad.zero_()
+        optimizer.step()
+        losses.append(loss.item())
+        if bar is not None:
+            bar.update()
+    return losses
 
-    return step
 
+def train_on(device, X, y, epochs=1, batch_size=64, seed=0):
+    """Fresh parameters (seed), moved to device with the data, trained for `epochs` with a progress bar.
 
-epoch_seconds = {}
-for device in devices:
-    epoch_seconds[str(device)] = 938 * time_op(make_step(device), device, repeats=20, warmup=5)
-    print(f"{str(device):5s}: {epoch_seconds[str(device)]:.3f} s per epoch (938 steps of batch 64)")
-cuda_or_skip("the GPU's epoch time")
+    Returns (the parameters, on device; the loss of every step; the seconds the training took).
+    """
+    device = torch.device(device)
+    params = to_device(reference.init_params(seed=seed), device)      # the only two lines that move things
+    X, y = X.to(device), y.to(device)
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    with tqdm(total=epochs * -(-len(X) // batch_size), desc=f"training on {device}", unit="step") as bar:
+        start = time.perf_counter()
+        for _ in range(epochs):
+            losses += train_epoch(params, optimizer, X, y, batch_size, generator, bar)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return params, losses, seconds
+
 
 # %% [markdown]
-# The lesson this course follows quotes about 8.4 s per epoch on an 8-core CPU and about
-# 0.08 s on a GPU, a hundredfold. Your CPU figure above will differ (more cores, better
-# vector units and a well-tuned BLAS all shorten it), but the shape of the comparison
-# holds: for a network this small a GPU is limited by how fast Python can queue 938 × a few
-# dozen tiny operations, not by arithmetic, which is why larger networks gain even more.
+# Train on `get_device()`: the GPU if this machine has one, else the CPU, for one epoch
+# (seconds on a GPU, a few seconds to a minute on a CPU). The training images are lesson
+# 07's: the 50,000 of the `"fit"` split, and the 10,000 of `"val"` to check the result.
+# (While the notebook is graded, a short run on 5,000 images.)
+
+# %%
+X_fit, y_fit = load_mnist("fit")
+X_val, y_val = load_mnist("val")
+N_FIT = full_or_small(len(X_fit), 5_000)
+device = get_device()
+params, losses, seconds = train_on(device, X_fit[:N_FIT], y_fit[:N_FIT], epochs=1)
+val_loss, val_accuracy = reference.evaluate(params, X_val.to(device), y_val.to(device))
+print(f"on {device}: {len(losses)} steps in {seconds:.1f} s, {seconds / len(losses) * 1e3:.2f} ms per step; "
+      f"validation accuracy {val_accuracy:.2%}")
+fig, ax = plt.subplots(figsize=(6.5, 3.0))
+ax.plot(losses, lw=0.6)
+ax.set_xlabel("step")
+ax.set_ylabel("training loss")
+ax.set_title(f"lesson 07's loop on {device}")
+plt.show()
+
+# %% [markdown]
+# ## How much faster is the GPU, honestly?
+#
+# Measure rather than believe a quoted figure. The next cell runs the very same loop on the
+# CPU and on the GPU, one epoch each, after a short untimed warm-up on each (the first
+# steps on a GPU pay for starting CUDA and choosing kernels), at batch 64 and at batch
+# 1,024. It needs CUDA.
+
+# %%
+if cuda_or_skip("timing the training loop on the CPU and on the GPU"):
+    for batch_size in (64, 1024):
+        per_image = {}
+        for dev in ("cpu", "cuda"):
+            train_on(dev, X_fit[:2048], y_fit[:2048], batch_size=batch_size)         # warm-up, untimed
+            _, run_losses, run_seconds = train_on(dev, X_fit[:N_FIT], y_fit[:N_FIT], batch_size=batch_size)
+            per_image[dev] = run_seconds / N_FIT
+            print(f"batch {batch_size:5d} on {dev:4s}: {run_seconds / len(run_losses) * 1e3:7.3f} ms per step, "
+                  f"{run_seconds:6.2f} s per epoch")
+        print(f"batch {batch_size:5d}: the GPU is {per_image['cpu'] / per_image['cuda']:.1f} times as fast as "
+              f"this CPU")
+
+# %% [markdown]
+# What to expect, and why. At batch 64 one step of our network is about 19 million
+# multiply-adds, in a handful of small matrix products and a few dozen element-wise
+# operations. A large GPU does that arithmetic in a few microseconds, but each operation
+# is a separate *kernel launch* that costs several microseconds of CPU time in PyTorch and
+# the driver, and `loss.item()` makes Python wait for the GPU once per step. The step is
+# **launch-bound**: its time is set by how fast Python can queue a few dozen tiny
+# operations, not by arithmetic, and the GPU idles most of the time. A multi-core CPU, for
+# its part, does those 19 million multiply-adds in about a millisecond. So for this small
+# network at batch 64, expect the GPU to win by a small factor, from none at all against a
+# strong many-core CPU to about ten against a laptop's, and never the hundredfold that the
+# two chips' peak arithmetic would suggest.
+# With batch 1,024 each launch carries sixteen times the work at nearly the same
+# overhead, and the GPU pulls ahead; wider layers do the same, as the throughput curve
+# above showed for single products. Your own figures, not a rule of thumb, are the ones
+# to trust.
 #
 # ## Same numbers on both devices?
 #
@@ -480,6 +564,34 @@ if cuda_or_skip("comparing one training step on CPU and GPU"):
     print("CPU and GPU agree within 1e-5 with TF32 off.")
 
 # %% [markdown]
+# **Written question (2 points, graded by hand).** A classmate moves lesson 07's training
+# to a GPU and finds that an epoch at batch 64 takes about as long as on the laptop's CPU.
+# Give two reasons, specific to this network and this loop, and one change that would let
+# the GPU pay off. How would you measure whether the change worked?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_gpu_speed", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# *Rubric:* 1 point for two sound reasons: the step is launch-bound (a few dozen tiny kernels per step,
+# each costing microseconds of launch overhead, while the arithmetic of a 784-128-10 network at batch 64
+# takes the GPU far less); `loss.item()` synchronises every step so the CPU cannot queue ahead; the matrices
+# are too small to occupy the GPU's cores (throughput curve); data copied to the GPU batch by batch inside
+# the loop instead of once (if they say so of their classmate's code). Half a point for one reason.
+# 1 point for a change and a sound measurement: a larger batch (or a wider network), fewer synchronisations
+# (keep the losses on the device and read them once per epoch), data moved once, or fusing the kernels
+# (CUDA graphs, torch.compile); measured by timing an epoch or a step on both devices with synchronisation
+# before reading the clock (time_op), after a warm-up, taking the median of several runs, and comparing
+# time per image (not per step) when the batch size changes. Half a point for the change without a sound
+# measurement (no synchronisation, or no warm-up).
+#
+# *Model answer:* Each step launches a few dozen small kernels; the GPU finishes each in microseconds and
+# then waits for Python and the driver to queue the next, so the time is the launch overhead, which is
+# about what the CPU needs to do the arithmetic itself. On top of that `loss.item()` makes the CPU wait for
+# the GPU at every step. With batch 1,024 each launch carries sixteen times the work for the same
+# overhead; to check, run one untimed warm-up epoch, then time an epoch on each device with `time_op`
+# (which synchronises), and compare the seconds per image.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Check yourself
 
 # %%
@@ -498,6 +610,12 @@ quiz([
              "<code>Wg = W.to('cuda')</code> and a backward pass through <code>Wg</code>, where is the gradient?",
              ["In Wg.grad", "In W.grad, on the CPU: Wg is not a leaf", "Nowhere"], answer=1,
              explanation="to() is an operation recorded by autograd. Move detached, then requires_grad_(True)."),
+    Question("What has to change in lesson 07's training loop to train on a GPU?",
+             ["Every operation needs a device argument",
+              "Nothing inside the loop: the parameters (as trainable leaves) and the data go to the device once, "
+              "before it, and every operation runs where its inputs are",
+              "The loss must be computed on the CPU"], answer=1,
+             explanation="PyTorch runs each operation on the device of its inputs and puts the result there."),
     Question("Your CPU and GPU losses differ in the 7th significant digit. What is the most likely reason?",
              ["A bug in the GPU code", "Floating-point sums taken in a different order",
               "The GPU uses float16 by default"], answer=1,
