@@ -14,6 +14,12 @@ Instructor, from the course folder (the one with nbgrader_config.py):
     course written [LESSON ...]                    the written answers that wait for grading by hand
                                                    (in nbgrader's Formgrader)
 
+On a JupyterHub (grader/hub), as root:
+
+    course hub setup --roster class.csv            accounts, shared environment, nbgrader's exchange
+    course hub start                               run the hub
+    course kit [--out dist]                        the students' distribution (no solution, no hidden test)
+
 Student, before submitting:
 
     course check release/03_loss/03_loss.ipynb    run it and list which visible tests pass
@@ -167,6 +173,9 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("written", help="list the written answers that wait for grading by hand (Formgrader)")
     w.add_argument("lessons", nargs="*")
     w.set_defaults(run=_written)
+
+    from grader.hub.cli import add_commands
+    add_commands(sub)                                    # course hub ..., course kit
 
     c = sub.add_parser("check", help="(students) run a notebook and list which visible tests pass")
     c.add_argument("notebook")

@@ -34,6 +34,8 @@ def prepare(course: Path, lesson: str, student: str, template_db: Path, scratch:
     shutil.copytree(course / "submitted" / student / lesson, scratch / "submitted" / student / lesson,
                     symlinks=True, ignore_dangling_symlinks=True)
     shutil.copyfile(template_db, scratch / "gradebook.db")
+    if (course / "nbgrader_config.py").is_file():       # the course's own settings (an instructor's folder on the hub)
+        shutil.copyfile(course / "nbgrader_config.py", scratch / "nbgrader_config.py")
     (scratch / "tmp").mkdir()
     notebook = scratch / "submitted" / student / lesson / f"{lesson}.ipynb"
     submitted = nbformat.read(notebook, as_version=4)
