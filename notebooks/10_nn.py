@@ -2199,7 +2199,7 @@ print(f"test accuracy, measured once: {test_acc:.2%} (loss {test_loss:.4f})")
 # set, looked at once, stays a fair estimate. (b) Without dropout the fit loss goes
 # towards zero while the validation loss stops improving, and the fit-minus-validation
 # accuracy gap keeps growing (about 2 points after eight epochs); with Dropout(0.5) the
-# fit loss falls more slowly and the gap stays smaller (about 1 point). Because each step
+# fit loss falls more slowly and the gap stays smaller (about 1.3 points). Because each step
 # trains a random half of the hidden units, no unit can count on a particular partner,
 # so the network cannot easily store single training images and has to learn features
 # that work with many combinations of units.
