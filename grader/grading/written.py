@@ -53,13 +53,6 @@ class Standing:
     def __add__(self, other: "Standing") -> "Standing":
         return Standing(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
-    def describe(self) -> str:
-        """``written 1.5/2``, ``written 0/2 (1 to grade by hand)``; empty for a lesson without written answers."""
-        if not self.written_max:
-            return ""
-        todo = f" ({self.waiting} to grade by hand)" if self.waiting else ""
-        return f"written {self.written_score:g}/{self.written_max:g}{todo}"
-
 
 def _answer(grade) -> Answer:
     """A manual score (a regrade marks it to review again, and keeps it), or nbgrader's 0 for "No response."."""
