@@ -31,7 +31,7 @@
 # You choose the learning-rate schedule on 10,000 *validation* digits, and only then,
 # once, measure the chosen network on the 10,000 *test* digits: about **98 %**, after a
 # minute or two of training on an ordinary CPU. You reuse your loop, unchanged, on a deeper network,
-# and finally save the trained network to a file, which lessons 08 and 10 load.
+# and finally save the trained network to a file, which lesson 10 loads.
 #
 # **You will write:** `train_epoch`, `evaluate`, `train`, `forward_deep`, `save_params`,
 # `load_params`, and one answer in prose.
@@ -1412,8 +1412,8 @@ with tempfile.TemporaryDirectory() as folder:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Now save the trained network next to this notebook. Lessons 08 and 10 load
-# `mnist_mlp.pt` (and train again if it is not there). Reloading it must give back the
+# Now save the trained network next to this notebook. Lesson 10 loads
+# `mnist_mlp.pt` (and trains again if it is not there). Reloading it must give back the
 # very same network: the same test loss and accuracy.
 
 # %%
