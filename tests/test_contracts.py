@@ -282,6 +282,44 @@ def test_10_keeping_unregistered_names_and_a_cloned_state_dict_lose_their_points
     assert "the parameters' own memory" in _message(graded, "test_state_dict")
 
 
+TO_BODY = """    for p in self.parameters():
+        p.data = p.data.to(target)
+        if p.grad is not None:
+            p.grad = p.grad.to(target)
+    return self"""
+
+
+def _build_10_to_by_explicit_recursion_keeps_every_point(course):
+    nb = _mutated(course, "10_nn", {"module_to": [(TO_BODY, """    for p in self._parameters.values():
+        p.data = p.data.to(target)
+        if p.grad is not None:
+            p.grad = p.grad.to(target)
+    for child in self._modules.values():
+        child.to(target)
+    return self""")]})
+    return "10_nn", nb
+
+
+def test_10_to_by_explicit_recursion_keeps_every_point(contracts):
+    scores, graded = contracts["10_to_by_explicit_recursion_keeps_every_point"]
+    assert not _lost(scores), {k: _message(graded, k) for k in _lost(scores)}
+
+
+def _build_10_to_that_puts_new_tensors_in_the_model_loses_its_points(course):
+    nb = _mutated(course, "10_nn", {"module_to": [(TO_BODY, """    for name, p in list(self._parameters.items()):
+        setattr(self, name, p.detach().to(target).requires_grad_(True))
+    for child in self._modules.values():
+        child.to(target)
+    return self""")]})
+    return "10_nn", nb
+
+
+def test_10_to_that_puts_new_tensors_in_the_model_loses_its_points(contracts):
+    scores, graded = contracts["10_to_that_puts_new_tensors_in_the_model_loses_its_points"]
+    assert _lost(scores) == {"test_module_to"}
+    assert "the same tensor object" in _message(graded, "test_module_to")
+
+
 # --- lesson 09: time_op's median and synchronisation, get_device, to_device ------------------------
 
 MEDIAN = "    return statistics.median(times)"
