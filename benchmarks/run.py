@@ -3,14 +3,17 @@
     python -m benchmarks.run [--only throughput,accuracy,notebooks,grading,trust,gpu] [--repeats 3]
                              [--class-size 20] [--mixed 0] [--workers 1,2] [--dask-workers 2]
                              [--lessons 01_tensors,...]
-                             [--out benchmarks/results.json]
+                             [--out benchmarks/results.json] [--fresh]
 
 Figures (median of the repeats, with min and max):
 * throughput: one epoch of all of MNIST (batch 64, Adam) with the course's own solution
   functions (forward, loss, backward by hand, adam_step, get_batches) and with autograd for
   the backward, against nn.Sequential + F.cross_entropy + torch.optim.Adam; their ratio; the
   multiply-adds of an epoch and the achieved GFLOP/s;
-* accuracy: the test accuracy of lesson 07's recipe and the wall time to reach it;
+* accuracy: lesson 07's experiment with its own functions and constants (read from the notebook):
+  the candidate schedules trained on "fit" with their validation accuracy after every epoch, the
+  one chosen on validation retrained on all training images, the test accuracy measured once, and
+  the wall time of each part;
 * notebooks: execution time of each solution notebook;
 * grading: autograde time per notebook for one student (and in all), then a class of N students
   (default 20) with 1 local worker, with every core, and on 2 Dask workers on loopback (speed-ups);
@@ -130,27 +133,125 @@ def throughput(repeats: int) -> dict:
 
 # --- accuracy --------------------------------------------------------------------------------
 
-def accuracy() -> dict:
-    """Lesson 07's recipe (its PHASES of epochs and learning rates), with its own train and evaluate."""
+RECIPE_LESSON = "07_loop"
+RECIPE_NAMES = ("BATCH", "LR", "EPOCHS", "DECAY_AFTER")
+# What the benchmark repeats of the lesson beyond its constants: if any of these lines is gone from the
+# notebook, the lesson's experiment has changed and the benchmark must be changed to follow it.
+RECIPE_MARKERS = ('load_mnist("fit")', 'load_mnist("val")', 'load_mnist("train")', 'load_mnist("test")',
+                  "init_params(seed=0)", "lr=LR / 10, seed=1", "[(k, LR), (EPOCHS - k, LR / 10)]",
+                  "demo.best_schedule(candidates)", "PHASES = schedules[chosen]",
+                  "for phase, (epochs, lr) in enumerate(PHASES):", "batch_size=BATCH, lr=lr, seed=phase",
+                  "evaluate(params, X_test, y_test)")
+
+
+def lesson_recipe(lesson: str = RECIPE_LESSON, root: Path = ROOT) -> dict:
+    """The constants of ``lesson``'s MNIST experiment (``BATCH, LR, EPOCHS, DECAY_AFTER``), read from the
+    top-level assignments of its solution notebook (not from the ``if GRADING:`` branch that shrinks it);
+    a clear error if they, or the experiment around them, cannot be found there."""
     import ast
-    import re
 
     import nbformat
 
-    ns = load("07_loop", solution_cells("07_loop"))
-    nb = nbformat.read(ROOT / "source" / "07_loop" / "07_loop.ipynb", as_version=4)
-    text = "\n".join(c.source for c in nb.cells)
-    phases = ast.literal_eval(re.search(r"^PHASES = (\[.*?\])", text, re.M).group(1))
-    X, y = load_mnist("train")
-    Xt, yt = load_mnist("test")
-    params = list(ns["init_params"](seed=0))
-    start = time.perf_counter()
-    for phase, (epochs, lr) in enumerate(phases):
-        ns["train"](params, X, y, Xt, yt, epochs, batch_size=BATCH, lr=lr, seed=phase)
-    seconds = time.perf_counter() - start
-    loss, acc = ns["evaluate"](params, Xt, yt)
-    return {"phases": phases, "epochs": sum(e for e, _ in phases), "test_accuracy": acc, "test_loss": loss,
-            "seconds": seconds}
+    path = root / "source" / lesson / f"{lesson}.ipynb"
+    if not path.is_file():
+        raise RuntimeError(f"the accuracy benchmark follows {path.relative_to(root)}, which does not exist "
+                           f"(run `course build` to write it from notebooks/{lesson}.py)")
+    nb = nbformat.read(path, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    found: dict = {}
+    for source in code:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:                                  # top level only: not the GRADING branch
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+                continue
+            target, value = node.targets[0], node.value
+            pairs = ([(target, value)] if isinstance(target, ast.Name) else
+                     list(zip(target.elts, value.elts)) if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
+                     and len(target.elts) == len(value.elts) else [])
+            for name, val in pairs:
+                if isinstance(name, ast.Name) and name.id in RECIPE_NAMES and name.id not in found:
+                    try:
+                        found[name.id] = ast.literal_eval(val)
+                    except ValueError:
+                        pass
+    text = "\n".join(code)
+    missing = [n for n in RECIPE_NAMES if n not in found] + [m for m in RECIPE_MARKERS if m not in text]
+    if missing:
+        raise RuntimeError(f"lesson {lesson}'s recipe cannot be found in {path.relative_to(root)}: no "
+                           + "; no ".join(repr(m) for m in missing)
+                           + ". The benchmark repeats the lesson's experiment (constants "
+                           + ", ".join(RECIPE_NAMES) + " as literals at the top level of a cell, schedules chosen "
+                           "on validation, PHASES = schedules[chosen] retrained on all training images, the test "
+                           "set once): update benchmarks/run.py's accuracy() to follow the lesson.")
+    recipe = {"batch_size": found["BATCH"], "lr": found["LR"], "epochs": found["EPOCHS"],
+              "decay_after": list(found["DECAY_AFTER"])}
+    if not (isinstance(recipe["batch_size"], int) and isinstance(recipe["epochs"], int)
+            and all(isinstance(k, int) and 0 < k < recipe["epochs"] for k in recipe["decay_after"])):
+        raise RuntimeError(f"lesson {lesson}'s recipe in {path.relative_to(root)} is not what the benchmark "
+                           f"understands: {recipe}")
+    return recipe
+
+
+def accuracy() -> dict:
+    """Lesson 07's experiment, with its own train and evaluate, as the lesson runs it: candidate
+    learning-rate schedules trained on ``fit`` and judged on ``val`` after every epoch, the best on
+    validation chosen (the lesson's own ``best_schedule``), retrained from the start on all of ``train``,
+    then the test set measured once."""
+    from grader.widgets.loop import best_schedule
+
+    recipe = lesson_recipe()
+    batch, lr, epochs, decay_after = recipe["batch_size"], recipe["lr"], recipe["epochs"], recipe["decay_after"]
+    threads = torch.get_num_threads()
+    ns = load(RECIPE_LESSON, ["train_epoch", "evaluate", "train"])   # its setup cell sets 1 thread, as the lesson runs
+    init_params, train, evaluate = ns["init_params"], ns["train"], ns["evaluate"]
+    try:
+        X_fit, y_fit = load_mnist("fit")
+        X_val, y_val = load_mnist("val")
+        out = {"lesson": RECIPE_LESSON, **recipe, "threads": torch.get_num_threads(),
+               "images": {"fit": len(X_fit), "val": len(X_val)}}
+
+        # the choice, on validation: one constant run, copies taken where a candidate lowers the rate
+        start = time.perf_counter()
+        params = init_params(seed=0)
+        snapshots = {}
+
+        def keep(epoch, history):
+            if epoch in decay_after:
+                snapshots[epoch] = tuple(p.detach().clone().requires_grad_(True) for p in params)
+
+        constant = train(params, X_fit, y_fit, X_val, y_val, epochs, batch_size=batch, lr=lr, seed=0, callback=keep)
+        candidates = {f"constant lr {lr:g}": {"phases": [[epochs, lr]], "val_acc": constant["val_acc"],
+                                              "val_loss": constant["val_loss"]}}
+        for k in decay_after:
+            rest = train(snapshots[k], X_fit, y_fit, X_val, y_val, epochs - k, batch_size=batch, lr=lr / 10, seed=1)
+            candidates[f"lr / 10 after epoch {k}"] = {
+                "phases": [[k, lr], [epochs - k, lr / 10]], "val_acc": constant["val_acc"][:k] + rest["val_acc"],
+                "val_loss": constant["val_loss"][:k] + rest["val_loss"]}
+        chosen = best_schedule({name: c["val_acc"] for name, c in candidates.items()})
+        out["choice_seconds"] = time.perf_counter() - start
+        out["choice_epochs"] = epochs + sum(epochs - k for k in decay_after)
+        out.update(candidates=candidates, chosen=chosen, phases=candidates[chosen]["phases"],
+                   val_accuracy=candidates[chosen]["val_acc"][-1], val_loss=candidates[chosen]["val_loss"][-1])
+
+        # the final run: the chosen schedule from the start on all training images, then the test set once
+        X_train, y_train = load_mnist("train")
+        out["images"]["train"] = len(X_train)
+        start = time.perf_counter()
+        params = init_params(seed=0)
+        for phase, (phase_epochs, phase_lr) in enumerate(out["phases"]):
+            train(params, X_train, y_train, X_val, y_val, phase_epochs, batch_size=batch, lr=phase_lr, seed=phase)
+        out["final_seconds"] = time.perf_counter() - start
+        out["final_epochs"] = sum(e for e, _ in out["phases"])
+        X_test, y_test = load_mnist("test")
+        out["images"]["test"] = len(X_test)
+        out["test_loss"], out["test_accuracy"] = evaluate(params, X_test, y_test)
+        out["seconds"] = out["choice_seconds"] + out["final_seconds"]
+    finally:
+        torch.set_num_threads(threads)
+    return out
 
 
 # --- notebooks and grading -----------------------------------------------------------------------
@@ -311,8 +412,19 @@ def table(results: dict) -> str:
                              f"{v['gflops']:8.1f} {v['ratio_to_torch']:8.2f}x")
     a = results.get("accuracy")
     if a:
-        lines.append(f"\nlesson 07 recipe: {a['epochs']} epochs, test accuracy {100 * a['test_accuracy']:.2f}% "
-                     f"in {a['seconds']:.1f} s")
+        lines.append(f"\nlesson {a['lesson']} recipe: batch {a['batch_size']}, Adam lr {a['lr']:g}, {a['threads']} "
+                     f"thread(s); schedules trained on fit ({a['images']['fit']:,}), validation accuracy "
+                     f"({a['images']['val']:,}) after each epoch, %:")
+        lines.append(f"{'':24s} " + " ".join(f"{e:>6d}" for e in range(1, a["epochs"] + 1)))
+        for name, c in a["candidates"].items():
+            lines.append(f"{name:24s} " + " ".join(f"{100 * v:6.2f}" for v in c["val_acc"])
+                         + ("  <- chosen" if name == a["chosen"] else ""))
+        phases = ", ".join(f"{e} epochs at lr {lr:g}" for e, lr in a["phases"])
+        lines.append(f"chosen on validation: {a['chosen']} ({phases}); "
+                     f"{a['choice_epochs']} epochs in {a['choice_seconds']:.1f} s")
+        lines.append(f"final run on all {a['images']['train']:,} training images: {a['final_epochs']} epochs in "
+                     f"{a['final_seconds']:.1f} s; TEST, measured once: accuracy {100 * a['test_accuracy']:.2f}%, "
+                     f"loss {a['test_loss']:.4f} ({a['seconds']:.1f} s in all)")
     n = results.get("notebooks")
     if n:
         lines.append("\nsolution notebook execution (s): " + ", ".join(f"{k} {v:.1f}" for k, v in n.items()))
@@ -348,7 +460,10 @@ def main(argv=None) -> int:
     p.add_argument("--dask-workers", type=int, default=2, help="Dask workers on loopback to time (0: none)")
     p.add_argument("--no-one-core", action="store_true", help="skip the baseline of one worker pinned to one core")
     p.add_argument("--lessons", default="")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"),
+                   help="results file; the parts measured replace theirs, the others are kept (\"dates\" says when "
+                        "each part was measured)")
+    p.add_argument("--fresh", action="store_true", help="overwrite --out instead of keeping its other parts")
     args = p.parse_args(argv)
     from grader.build import lessons as all_lessons
 
@@ -372,7 +487,15 @@ def main(argv=None) -> int:
     if "gpu" in only:
         results["gpu"] = gpu(args.repeats)
     print(table(results))
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    out = Path(args.out)
+    if out.is_file() and not args.fresh:                 # a part measured alone replaces only its own figures
+        previous = json.loads(out.read_text())
+        measured = [k for k in results if k not in ("machine", "date")]
+        dates = {k: previous.get("date") for k in previous if k not in ("machine", "date", "dates")}
+        dates.update(previous.get("dates", {}))
+        dates.update({k: results["date"] for k in measured})
+        results = {**{k: v for k, v in previous.items() if k != "dates"}, **results, "dates": dates}
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten: {args.out}")
     return 0
 
