@@ -265,7 +265,9 @@ def lab_defaults(hub: Hub) -> None:
     """JupyterLab settings every user starts with: no news popup over a student's notebook."""
     settings = hub.env / "share" / "jupyter" / "lab" / "settings"
     _write(settings / "overrides.json", json.dumps({
-        "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}, indent=1))
+        "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+        # every cell of a lesson in the page: a long notebook scrolls as one document
+        "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}, indent=1))
 
 
 def setup(root: Path, students: list[Student], instructor: str = "teacher", port: int = 8000,
