@@ -11,7 +11,7 @@ PORT ?= 8888
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv lab test build bench browser browser-deps sandbox-deps clean
+.PHONY: venv lab test build bench browser browser-deps sandbox-deps hub-deps hub hub-test kit clean
 
 venv: $(STAMP)
 
@@ -33,7 +33,7 @@ build: venv
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-test: venv browser-deps sandbox-deps
+test: venv browser-deps sandbox-deps hub-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # tests/test_browser.py drives JupyterLab and the exported web page in headless Chromium:
@@ -46,9 +46,32 @@ browser-deps:
 sandbox-deps:
 	command -v bwrap >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y bubblewrap)
 
+# The course on a JupyterHub (grader/hub): Node.js for configurable-http-proxy, a Python 3.11
+# every account can run (with venv), runuser and PAM (Debian's util-linux and login).
+hub-deps:
+	command -v npm >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm)
+	(test -x /usr/bin/python3.11 && /usr/bin/python3.11 -c 'import ensurepip') || ($(SUDO) apt-get update && $(SUDO) apt-get install -y python3.11 python3.11-venv)
+
+# make hub ROSTER=class.csv [HUB_ROOT=/srv/nn-course] [HUB_PORT=8000]: lay the hub out, then run it (root)
+ROSTER ?=
+HUB_ROOT ?= /srv/nn-course
+HUB_PORT ?= 8000
+hub: venv hub-deps
+	@test -n "$(ROSTER)" || (echo "make hub ROSTER=class.csv: a CSV with a username column" && exit 2)
+	$(BIN)/course hub setup --roster $(ROSTER) --root $(HUB_ROOT) --port $(HUB_PORT)
+	$(BIN)/course hub start --root $(HUB_ROOT)
+
+# the hub suite alone (a term's round trip in the browser, isolation, load), as root
+hub-test: venv browser-deps sandbox-deps hub-deps
+	$(BIN)/python -m pytest tests/test_hub.py $(PYTEST_ARGS)
+
+# the students' distribution: dist/nn-by-hand-student/ and its .tar.gz
+kit: venv
+	$(BIN)/course kit --out dist
+
 # the browser suite alone
 browser: venv browser-deps
 	$(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf submitted autograded feedback review logs gradebook.db .pytest_cache
+	rm -rf submitted autograded feedback review logs gradebook.db .pytest_cache dist

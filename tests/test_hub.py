@@ -148,6 +148,12 @@ def hand_in(hub, user: str, skip: set[str] = frozenset()) -> None:
     student(hub, user, f"nbgrader submit {LESSON}")
 
 
+def released(hub) -> None:
+    """Lesson 01 is in the exchange (each test may run alone)."""
+    if not (hub.exchange / hub.course_id / "outbound" / LESSON).is_dir():
+        instructor(hub, f"nbgrader release_assignment {LESSON}")
+
+
 def auto_points(source: Path) -> float:
     return sum(c.metadata["nbgrader"]["points"] for c in nbformat.read(source, as_version=4).cells
                if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
@@ -288,6 +294,7 @@ def denied(hub, user: str, script: str) -> str:
 
 def test_students_are_kept_apart(hub):
     """Each check is a real attempt by a student's account (nnt05, who has not handed in)."""
+    released(hub)
     hand_in(hub, "nnt06")                                 # a classmate's submission that nnt05 goes after
     course, exchange = hub.course_dir, hub.exchange / hub.course_id
     other_home = Path(os.path.expanduser("~nnt06"))
@@ -319,8 +326,9 @@ def test_students_are_kept_apart(hub):
 def test_a_student_cannot_hand_in_for_someone_else(hub):
     """nbgrader's own submit takes ``--student``; the trusted collect refuses what it produces, and a
     submission backdated by hand, or changed after it was handed in, is dated by the filesystem."""
+    released(hub)
     home = Path(os.path.expanduser("~nnt05"))
-    student(hub, "nnt05", f"nbgrader fetch_assignment {LESSON}")
+    student(hub, "nnt05", f"rm -rf {LESSON} && nbgrader fetch_assignment {LESSON}")
     student(hub, "nnt05", f"nbgrader submit {LESSON} --student nnt07")           # pretends to be nnt07
     backdated = f"nnt05+{LESSON}+2000-01-01 00:00:00.000000 UTC+forged"
     student(hub, "nnt05", f"mkdir '{hub.exchange / hub.course_id / 'inbound' / backdated}' && "
@@ -338,6 +346,7 @@ def test_a_student_cannot_hand_in_for_someone_else(hub):
 
 
 def test_bad_submissions_get_a_clear_message_and_change_nothing(hub):
+    released(hub)
     inbound = hub.exchange / hub.course_id / "inbound"
     before = sorted(p.name for p in inbound.iterdir())
     home = Path(os.path.expanduser("~nnt08"))
@@ -363,6 +372,7 @@ def test_bad_submissions_get_a_clear_message_and_change_nothing(hub):
 def test_ten_students_at_once(hub):
     """Ten students' servers run lesson 01 at the same time (each in a kernel driven through the
     hub's proxy); meanwhile the hub serves pages and the exchange serves a fetch."""
+    released(hub)
     api = hu.Api(hub)
     source = hub.course_dir / "source" / LESSON / f"{LESSON}.ipynb"
     cells = [c.source for c in hu.solved(hub.course_dir / "release" / LESSON / f"{LESSON}.ipynb", source).cells
