@@ -31,7 +31,7 @@
 # You choose the learning-rate schedule on 10,000 *validation* digits, and only then,
 # once, measure the chosen network on the 10,000 *test* digits: about **98 %**, after a
 # minute or two of training on an ordinary CPU. You reuse your loop, unchanged, on a deeper network,
-# and finally save the trained network to a file, which lesson 10 loads.
+# and finally save the trained network to a file and turn it into a web page that reads digits.
 #
 # **You will write:** `train_epoch`, `evaluate`, `train`, `forward_deep`, `save_params`,
 # `load_params`, and one answer in prose.
@@ -1412,9 +1412,9 @@ with tempfile.TemporaryDirectory() as folder:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Now save the trained network next to this notebook. Lesson 10 loads
-# `mnist_mlp.pt` (and trains again if it is not there). Reloading it must give back the
-# very same network: the same test loss and accuracy.
+# Now save the trained network next to this notebook as `mnist_mlp.pt`: four named
+# tensors, readable by anyone with PyTorch (the web page below is made from them).
+# Reloading it must give back the very same network: the same test loss and accuracy.
 
 # %%
 save_params(params, "mnist_mlp.pt")
