@@ -88,7 +88,12 @@ def remove(names: list[str], group: str | None = None) -> None:
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
     if group is not None:
-        subprocess.run(["groupdel", group], capture_output=True)
+        try:
+            left = grp.getgrnam(group).gr_mem
+        except KeyError:
+            return
+        if not left:                              # another hub of the same course may still use it
+            subprocess.run(["groupdel", group], capture_output=True)
 
 
 def chown_tree(path: Path, user: str) -> None:
