@@ -34,6 +34,7 @@ from pathlib import Path
 
 from grader import build as course_build
 from grader.grading.cluster import SchedulerLost, SchedulerUnreachable
+from grader.hub.cli import ERRORS as HUB_ERRORS, add_commands
 from grader.sandbox.bwrap import SandboxUnavailable
 
 
@@ -174,7 +175,6 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("lessons", nargs="*")
     w.set_defaults(run=_written)
 
-    from grader.hub.cli import add_commands
     add_commands(sub)                                    # course hub ..., course kit
 
     c = sub.add_parser("check", help="(students) run a notebook and list which visible tests pass")
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (course_build.BuildError, FileNotFoundError, ValueError, KeyError, SandboxUnavailable,
-            SchedulerUnreachable, SchedulerLost) as err:
+            SchedulerUnreachable, SchedulerLost, *HUB_ERRORS) as err:
         print(f"course {args.command}: {err}", file=sys.stderr)
         return 2
 

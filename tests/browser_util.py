@@ -73,6 +73,19 @@ LAB_SETTINGS = {
 }
 
 
+def end_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process group ``process`` leads; SIGKILL it if it is still there after ``grace`` s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -136,15 +149,7 @@ def _stop(lab: Lab) -> None:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(timeout=10)
+            end_group(process, grace=10)
     for pid in started:
         try:
             child = psutil.Process(pid)

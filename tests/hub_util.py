@@ -10,8 +10,6 @@ with accounts named ``nnt...`` that are removed at the end. It needs root (it ma
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import nbformat
+
+import browser_util as bu
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,15 +52,7 @@ def start_hub(hub: deploy.Hub, log: Path) -> subprocess.Popen:
 
 
 def stop_hub(proc: subprocess.Popen) -> None:
-    import signal
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    bu.end_group(proc, grace=30)
 
 
 class Api:

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ALL_LESSONS, LESSONS, ROOT
 from grader import build as course_build
+from grader.hub import kit
 
 
 @pytest.mark.parametrize("kind", ["notebooks", "source", "release"])
@@ -32,31 +33,17 @@ def test_no_stray_built_lessons():
         assert built == ALL_LESSONS, f"{kind}/ holds {built}, but notebooks/ defines {ALL_LESSONS}"
 
 
-def _blocks(text: str, begin: str, end: str) -> list[str]:
-    return re.findall(rf"{re.escape(begin)}\n(.*?){re.escape(end)}", text, flags=re.S)
-
-
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_release_leaks_no_solution_or_hidden_test(lesson):
     source = nbformat.read(ROOT / "source" / lesson / f"{lesson}.ipynb", as_version=4)
     release = nbformat.read(ROOT / "release" / lesson / f"{lesson}.ipynb", as_version=4)
     released_code = "\n".join(c.source for c in release.cells)
     assert "BEGIN SOLUTION" not in released_code and "BEGIN HIDDEN TESTS" not in released_code
-    secret_lines = set()
-    for cell in source.cells:
-        for block in (_blocks(cell.source, "### BEGIN SOLUTION", "### END SOLUTION")
-                      + _blocks(cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")):
-            secret_lines |= {line.strip() for line in block.splitlines() if len(line.strip()) > 25}
+    # distinctive lines of the solution and hidden-test blocks, and the source's lines outside them
+    # (public by design): the reader the students' kit is checked with too
+    secret_lines, outside = kit.guarded_lines(ROOT / "source" / lesson / f"{lesson}.ipynb")
     public = {line.strip() for c in release.cells for line in c.source.splitlines()}
-    leaked = sorted(secret_lines & public)
-    # a line that also appears outside every secret block of the source is public by design
-    outside = set()
-    for cell in source.cells:
-        text = cell.source
-        for block in (_blocks(text, "### BEGIN SOLUTION", "### END SOLUTION")
-                      + _blocks(text, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")):
-            text = text.replace(block, "")
-        outside |= {line.strip() for line in text.splitlines()}
+    leaked = sorted(secret_lines.keys() & public)
     leaked = [line for line in leaked if line not in outside]
     assert not leaked, f"release/{lesson} contains solution or hidden-test lines: {leaked[:5]}"
     assert "jupytext" not in release.metadata, "release notebooks must not be paired with notebooks/*.py"

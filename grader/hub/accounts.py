@@ -35,6 +35,12 @@ def exists(name: str) -> bool:
         return False
 
 
+def ids(name: str) -> tuple[int, int]:
+    """An account's ``(uid, gid)``."""
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
+
+
 def ensure_group(group: str) -> None:
     try:
         grp.getgrnam(group)
@@ -58,7 +64,7 @@ def ensure_user(name: str, group: str) -> Path:
         _run("useradd", "--create-home", "--shell", "/bin/bash", "--groups", group, name)
     home = Path(pwd.getpwnam(name).pw_dir)
     home.mkdir(parents=True, exist_ok=True)
-    os.chown(home, pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid)
+    os.chown(home, *ids(name))
     home.chmod(0o700)
     return home
 
@@ -98,8 +104,8 @@ def remove(names: list[str], group: str | None = None) -> None:
 
 def chown_tree(path: Path, user: str) -> None:
     """Give ``path`` and everything below it to ``user``."""
-    entry = pwd.getpwnam(user)
+    uid, gid = ids(user)
     for folder, dirs, files in os.walk(path):
-        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        os.chown(folder, uid, gid)
         for name in files:
-            os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)

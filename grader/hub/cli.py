@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from grader.hub import accounts, deploy, kit
-from grader.hub.roster import RosterError, read
+from grader.hub.roster import read
+
+#: what a hub command may raise: ``course`` prints it and exits 2 (RosterError is a ValueError)
+ERRORS = (deploy.SetupError, accounts.AccountError, kit.KitLeak)
 
 DEFAULT_ROOT = "/srv/nn-course"
 
@@ -77,23 +79,14 @@ def add_commands(sub) -> None:
     s.add_argument("--root", default=DEFAULT_ROOT)
     s.add_argument("--instructor", default="teacher", help="the instructor's account (default: teacher)")
     s.add_argument("--port", type=int, default=8000, help="the hub's port on 127.0.0.1 (the next two are used too)")
-    s.set_defaults(run=_guarded(_setup))
+    s.set_defaults(run=_setup)
     for name, func, text in (("start", _start, "run the hub until Ctrl-C"),
                              ("passwords", _passwords, "print the first passwords (CSV)"),
                              ("remove", _remove, "delete the course's accounts and the hub's folder")):
         p = hs.add_parser(name, help=text)
         p.add_argument("--root", default=DEFAULT_ROOT)
-        p.set_defaults(run=_guarded(func))
+        p.set_defaults(run=func)
     k = sub.add_parser("kit", help="write the students' distribution (no solution, no hidden test)")
     k.add_argument("--out", default="dist")
-    k.set_defaults(run=_guarded(_kit))
+    k.set_defaults(run=_kit)
 
-
-def _guarded(func):
-    def run(args) -> int:
-        try:
-            return func(args)
-        except (RosterError, deploy.SetupError, accounts.AccountError, kit.KitLeak) as err:
-            print(f"course {args.command}: {err}", file=sys.stderr)
-            return 2
-    return run

@@ -83,6 +83,8 @@ class TrustedCollect(ExchangeCollect):
         return record
 
     def init_src(self):
+        # nbgrader's own init_src picks each student's latest submission before anything could be
+        # checked, so a forged latest one would hide a genuine one: check first, then pick
         if self.coursedir.course_id == "":
             self.fail("No course id specified. Re-run with --course flag.")
         self.course_path = os.path.join(self.root, self.coursedir.course_id)

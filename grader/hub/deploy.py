@@ -183,14 +183,8 @@ def make_exchange(hub: Hub) -> None:
     hub.exchange.chmod(0o1777)
     course = hub.exchange / hub.course_id
     course.mkdir(exist_ok=True)
-    os.chown(course, *_ids(hub.instructor))
+    os.chown(course, *accounts.ids(hub.instructor))
     course.chmod(0o755)
-
-
-def _ids(user: str) -> tuple[int, int]:
-    import pwd
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
 
 
 def make_course_dir(hub: Hub, students: list[Student], repo: Path = REPO) -> None:

@@ -11,6 +11,7 @@ one is refused.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -53,11 +54,7 @@ class KitLeak(RuntimeError):
 
 
 def _blocks(text: str, begin: str, end: str) -> list[str]:
-    out, rest = [], text
-    while begin in rest and end in rest.split(begin, 1)[1]:
-        inside, rest = rest.split(begin, 1)[1].split(end, 1)
-        out.append(inside)
-    return out
+    return re.findall(rf"{re.escape(begin)}\n(.*?){re.escape(end)}", text, flags=re.S)
 
 
 #: guarded lines that the course package holds too, and why that is accepted: generic lines of
@@ -77,7 +74,7 @@ PUBLIC_LINES = {
 }
 
 
-def _guarded(source_notebook: Path) -> tuple[dict[str, str], set[str]]:
+def guarded_lines(source_notebook: Path) -> tuple[dict[str, str], set[str]]:
     """A source notebook's distinctive guarded lines (stripped, at least ``MIN_SECRET`` characters)
     with their kind (``"solution"`` or ``"hidden test"``), and its lines outside any guarded block."""
     nb = nbformat.read(source_notebook, as_version=4)
@@ -99,7 +96,7 @@ def course_secrets(repo: Path = REPO) -> dict[str, tuple[str, str]]:
     lesson writes in the open (outside its guarded blocks): those are public by the author's choice."""
     found, public = {}, set()
     for source in sorted((repo / "source").glob("*/*.ipynb")):
-        secret, seen = _guarded(source)
+        secret, seen = guarded_lines(source)
         public |= seen
         for line, kind in secret.items():
             found.setdefault(line, (source.parent.name, kind))
